@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One exported dma-buf: its pages, its device attachments and its kernel mapping.
+//!
+//! # Locking
+//!
+//! Each buffer has one mutex, [`Buffer::inner`], the innermost lock rsheap takes. The dma-buf
+//! core calls `map_dma_buf`/`unmap_dma_buf` with the buffer's reservation lock held, so the
+//! order is `dma_resv` -> `Buffer::inner`. All ops run in process context and may sleep.
+
+use core::ffi::c_void;
+use core::ptr::NonNull;
+use kernel::alloc::KVVec;
+use kernel::bindings;
+use kernel::error::to_result;
+use kernel::new_mutex;
+use kernel::page::PAGE_SHIFT;
+use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNode};
+use kernel::sync::Mutex;
+
+use crate::pages::PageSet;
+use crate::sgt::SgTable;
+use crate::shim;
+
+/// A device attached to a buffer.
+struct Attachment {
+    /// The attached device; the dma-buf core keeps it alive until detach.
+    dev: *mut bindings::device,
+    /// This device's own table over the buffer's pages.
+    table: SgTable,
+}
+
+/// The kernel virtual mapping of a buffer, shared by all `vmap` callers.
+///
+/// # Invariants
+///
+/// `addr` was returned by `vmap` for all of the buffer's pages, and `users` is at least one.
+struct KernelMapping {
+    addr: NonNull<c_void>,
+    users: usize,
+}
+
+/// The mutable state of a [`Buffer`], guarded by [`Buffer::inner`].
+struct BufferInner {
+    /// Attachments keyed by the address of the core's `struct dma_buf_attachment`.
+    attachments: RBTree<usize, Attachment>,
+    vmap: Option<KernelMapping>,
+}
+
+// SAFETY: The raw pointers inside are a device kept alive by the dma-buf core and a kernel
+// virtual address owned by this buffer; both may be used from any thread.
+unsafe impl Send for BufferInner {}
+
+/// A buffer exported as a dma-buf; `dma_buf->priv` points at it.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Buffer {
+    pages: PageSet,
+    #[pin]
+    inner: Mutex<BufferInner>,
+}
+
+impl Buffer {
+    /// Wraps freshly allocated pages in a new buffer.
+    pub(crate) fn new(pages: PageSet) -> Result<Pin<KBox<Self>>> {
+        KBox::pin_init(
+            pin_init!(Self {
+                pages,
+                inner <- new_mutex!(
+                    BufferInner { attachments: RBTree::new(), vmap: None },
+                    "Buffer::inner"
+                ),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The buffer's size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.pages.size()
+    }
+
+    /// Attaches `dev`, giving it a table of its own; `key` identifies the attachment from now on.
+    pub(crate) fn attach(&self, key: usize, dev: *mut bindings::device) -> Result {
+        let table = SgTable::new(&self.pages)?;
+        let node = RBTreeNode::new(key, Attachment { dev, table }, GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        if inner.attachments.get(&key).is_some() {
+            return Err(EEXIST);
+        }
+        inner.attachments.insert(node);
+        Ok(())
+    }
+
+    /// Drops the attachment `key`, unmapping its table if the importer did not.
+    pub(crate) fn detach(&self, key: usize) {
+        let attachment = self.inner.lock().attachments.remove(&key);
+        drop(attachment);
+    }
+
+    /// Maps attachment `key` for DMA in direction `dir` and returns its table.
+    ///
+    /// The table stays valid until the attachment is unmapped or detached.
+    pub(crate) fn map(&self, key: usize, dir: bindings::dma_data_direction) -> Result<*mut bindings::sg_table> {
+        let mut inner = self.inner.lock();
+        let attachment = inner.attachments.get_mut(&key).ok_or(EINVAL)?;
+        attachment.table.map(attachment.dev, dir)
+    }
+
+    /// Undoes [`Self::map`] for attachment `key`.
+    pub(crate) fn unmap(&self, key: usize) {
+        if let Some(attachment) = self.inner.lock().attachments.get_mut(&key) {
+            attachment.table.unmap();
+        }
+    }
+
+    /// Prepares the buffer for CPU access after device access in direction `dir`.
+    pub(crate) fn begin_cpu_access(&self, dir: bindings::dma_data_direction) {
+        let mut inner = self.inner.lock();
+        if let Some(vmap) = &inner.vmap {
+            self.for_each_vmap_range(vmap, |addr, len| {
+                // SAFETY: The range lies within the buffer's live kernel mapping.
+                unsafe { shim::rsheap_invalidate_kernel_vmap_range(addr, len) }
+            });
+        }
+        for attachment in inner.attachments.values_mut() {
+            attachment.table.sync_for_cpu(dir);
+        }
+    }
+
+    /// Hands the buffer back to devices after CPU access in direction `dir`.
+    pub(crate) fn end_cpu_access(&self, dir: bindings::dma_data_direction) {
+        let mut inner = self.inner.lock();
+        if let Some(vmap) = &inner.vmap {
+            self.for_each_vmap_range(vmap, |addr, len| {
+                // SAFETY: The range lies within the buffer's live kernel mapping.
+                unsafe { shim::rsheap_flush_kernel_vmap_range(addr, len) }
+            });
+        }
+        for attachment in inner.attachments.values_mut() {
+            attachment.table.sync_for_device(dir);
+        }
+    }
+
+    /// Calls `f` on the kernel mapping in pieces whose length fits the C `int` the cache
+    /// maintenance helpers take.
+    fn for_each_vmap_range(&self, vmap: &KernelMapping, f: impl Fn(*mut c_void, i32)) {
+        const STEP: usize = 1 << 30;
+        let base = vmap.addr.as_ptr().cast::<u8>();
+        let mut offset = 0;
+        while offset < self.size() {
+            let len = core::cmp::min(STEP, self.size() - offset);
+            // `offset` is within the mapping, whose size is `self.size()`, and `len <= STEP`.
+            f(base.wrapping_add(offset).cast(), len as i32);
+            offset += len;
+        }
+    }
+
+    /// Maps the buffer into `vma`, one call per chunk.
+    ///
+    /// The dma-buf core has already checked that `vm_pgoff` plus the VMA's length lies within
+    /// the buffer.
+    ///
+    /// # Safety
+    ///
+    /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing.
+    pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
+        // SAFETY: The caller guarantees `vma` is valid; these fields are stable while the mmap
+        // lock is held.
+        let (start, end, pgoff, prot) = unsafe {
+            let anon = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
+            (anon.vm_start as usize, anon.vm_end as usize, (*vma).vm_pgoff as usize, (*vma).vm_page_prot)
+        };
+        let mut skip = pgoff;
+        let mut addr = start;
+        for chunk in self.pages.chunks() {
+            if addr >= end {
+                break;
+            }
+            let pages = chunk.page_count();
+            if skip >= pages {
+                skip -= pages;
+                continue;
+            }
+            let len = core::cmp::min((pages - skip) << PAGE_SHIFT, end - addr);
+            // SAFETY: `vma` is valid as above; `[addr, addr + len)` lies inside it and the pfn
+            // range lies inside a chunk this buffer owns for as long as the mapping exists
+            // (the dma-buf file, which owns the buffer, is pinned by the VMA).
+            to_result(unsafe {
+                bindings::remap_pfn_range(vma, addr as _, (chunk.pfn() + skip) as _, len as _, prot)
+            })?;
+            addr += len;
+            skip = 0;
+        }
+        if addr != end {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Maps the whole buffer into kernel virtual memory, or takes another reference on the
+    /// existing mapping.
+    pub(crate) fn vmap(&self) -> Result<*mut c_void> {
+        let mut inner = self.inner.lock();
+        if let Some(vmap) = &mut inner.vmap {
+            vmap.users += 1;
+            return Ok(vmap.addr.as_ptr());
+        }
+        let count = self.pages.page_count();
+        let mut pages = KVVec::with_capacity(count, GFP_KERNEL)?;
+        for chunk in self.pages.chunks() {
+            let head = chunk.page();
+            for i in 0..chunk.page_count() {
+                // The capacity was reserved above, so this never allocates.
+                // `head.wrapping_add(i)` stays within the chunk's block of struct pages.
+                pages.push(head.wrapping_add(i), GFP_KERNEL)?;
+            }
+        }
+        let count = u32::try_from(count).map_err(|_| ENOMEM)?;
+        // SAFETY: `pages` holds `count` valid pages, all owned by this buffer, which outlives
+        // the mapping (it is unmapped in `vunmap` or drop).
+        let addr = unsafe { shim::rsheap_vmap(pages.as_mut_ptr(), count) };
+        let addr = NonNull::new(addr).ok_or(ENOMEM)?;
+        // INVARIANT: A fresh mapping of all pages with one user.
+        inner.vmap = Some(KernelMapping { addr, users: 1 });
+        Ok(addr.as_ptr())
+    }
+
+    /// Drops one reference on the kernel mapping, unmapping it with the last.
+    pub(crate) fn vunmap(&self) {
+        let mut inner = self.inner.lock();
+        let Some(vmap) = &mut inner.vmap else {
+            pr_warn!("vunmap of a buffer that is not vmapped\n");
+            return;
+        };
+        vmap.users -= 1;
+        if vmap.users == 0 {
+            // SAFETY: By the type invariants `addr` came from `vmap`; it has no users left.
+            unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
+            inner.vmap = None;
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Buffer {
+    fn drop(self: Pin<&mut Self>) {
+        // The core detaches every device and vunmaps before releasing, so this only runs if an
+        // importer leaked a kernel mapping.
+        if let Some(vmap) = self.inner.lock().vmap.take() {
+            pr_warn!("releasing a buffer that is still vmapped\n");
+            // SAFETY: By the type invariants `addr` came from `vmap`; the buffer is going away.
+            unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
+        }
+    }
+}

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Entry points the C shim's `dma_heap_ops` and `dma_buf_ops` call.
+//!
+//! Each rebuilds the typed object from the opaque pointer it was handed, calls one method on
+//! it, and turns the result into the errno convention of the op.
+
+use kernel::bindings;
+use kernel::error::Error;
+use kernel::ffi::{c_int, c_ulong, c_void};
+use kernel::prelude::*;
+use kernel::types::ForeignOwnable;
+
+use crate::buffer::Buffer;
+use crate::heap::Heap;
+use crate::shim::DmaBuf;
+
+/// Borrows the buffer behind `dma_buf->priv`.
+///
+/// # Safety
+///
+/// `buffer` must be the `priv` of a live rsheap dma-buf, and the borrow must end before the
+/// dma-buf is released.
+unsafe fn borrow<'a>(buffer: *mut c_void) -> Pin<&'a Buffer> {
+    // SAFETY: The caller guarantees `buffer` came from `into_foreign` and is not yet released.
+    unsafe { <Pin<KBox<Buffer>> as ForeignOwnable>::borrow(buffer) }
+}
+
+fn to_errno(result: Result) -> c_int {
+    match result {
+        Ok(()) => 0,
+        Err(err) => err.to_errno(),
+    }
+}
+
+/// `dma_heap_ops.allocate`.
+///
+/// # Safety
+///
+/// `heap` must be the private data this module passed to `dma_heap_add`.
+#[no_mangle]
+unsafe extern "C" fn rsheap_heap_allocate(
+    heap: *mut c_void,
+    len: c_ulong,
+    fd_flags: u32,
+    heap_flags: u64,
+) -> *mut DmaBuf {
+    // SAFETY: The caller guarantees `heap` is a static `Heap` registered by `Heap::register`.
+    let heap = unsafe { &*heap.cast::<Heap>() };
+    heap.allocate(len as usize, fd_flags, heap_flags)
+        .unwrap_or_else(Error::to_ptr)
+}
+
+/// `dma_buf_ops.attach`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer, `key` the core's attachment and `dev` its device.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_attach(
+    buffer: *mut c_void,
+    key: *const c_void,
+    dev: *mut bindings::device,
+) -> c_int {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    to_errno(unsafe { borrow(buffer) }.attach(key as usize, dev))
+}
+
+/// `dma_buf_ops.detach`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer and `key` an attachment of it.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_detach(buffer: *mut c_void, key: *const c_void) {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    unsafe { borrow(buffer) }.detach(key as usize)
+}
+
+/// `dma_buf_ops.map_dma_buf`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer and `key` an attachment of it.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_map(
+    buffer: *mut c_void,
+    key: *const c_void,
+    dir: bindings::dma_data_direction,
+) -> *mut bindings::sg_table {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    unsafe { borrow(buffer) }
+        .map(key as usize, dir)
+        .unwrap_or_else(Error::to_ptr)
+}
+
+/// `dma_buf_ops.unmap_dma_buf`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer and `key` an attachment of it.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_unmap(
+    buffer: *mut c_void,
+    key: *const c_void,
+    _dir: bindings::dma_data_direction,
+) {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    unsafe { borrow(buffer) }.unmap(key as usize)
+}
+
+/// `dma_buf_ops.begin_cpu_access`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_begin_cpu_access(
+    buffer: *mut c_void,
+    dir: bindings::dma_data_direction,
+) -> c_int {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    unsafe { borrow(buffer) }.begin_cpu_access(dir);
+    0
+}
+
+/// `dma_buf_ops.end_cpu_access`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_end_cpu_access(
+    buffer: *mut c_void,
+    dir: bindings::dma_data_direction,
+) -> c_int {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    unsafe { borrow(buffer) }.end_cpu_access(dir);
+    0
+}
+
+/// `dma_buf_ops.mmap`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer and `vma` a VMA being set up by `mmap`.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_mmap(
+    buffer: *mut c_void,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
+    // SAFETY: The caller guarantees `buffer` is live and `vma` is being set up under the mmap
+    // lock.
+    to_errno(unsafe { borrow(buffer).mmap(vma) })
+}
+
+/// `dma_buf_ops.vmap`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_vmap(buffer: *mut c_void) -> *mut c_void {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    unsafe { borrow(buffer) }
+        .vmap()
+        .unwrap_or_else(Error::to_ptr)
+}
+
+/// `dma_buf_ops.vunmap`.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_vunmap(buffer: *mut c_void) {
+    // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
+    unsafe { borrow(buffer) }.vunmap()
+}
+
+/// `dma_buf_ops.release`: frees the buffer.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer that nothing uses any more.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_release(buffer: *mut c_void) {
+    // SAFETY: The core calls release once, after the last reference to the dma-buf is gone,
+    // so ownership of the `into_foreign` pointer comes back here.
+    drop(unsafe { <Pin<KBox<Buffer>> as ForeignOwnable>::from_foreign(buffer) });
+}

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The physical memory of one buffer: physically contiguous chunks, largest first.
+//!
+//! Chunks are 1 MiB, 64 KiB or one base page, whatever the base page size, as the sizes IOMMUs
+//! map cheaply. High orders are tried without reclaim, retries or warnings, so a fragmented
+//! system falls back to smaller chunks instead of stalling; only base pages may reclaim.
+
+use core::ptr::NonNull;
+use kernel::alloc::KVVec;
+use kernel::bindings;
+use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
+use kernel::prelude::*;
+
+use crate::shim;
+
+/// Order of a 1 MiB chunk.
+const ORDER_1M: u32 = 20 - PAGE_SHIFT as u32;
+/// Order of a 64 KiB chunk.
+const ORDER_64K: u32 = 16 - PAGE_SHIFT as u32;
+/// The chunk orders tried, largest first.
+const ORDERS: [u32; 3] = [ORDER_1M, ORDER_64K, 0];
+
+/// A block of `1 << order` physically contiguous, zeroed pages.
+///
+/// # Invariants
+///
+/// `page` is the first page of a block returned by `alloc_pages` for `order`, owned by this
+/// chunk and freed only when it drops.
+pub(crate) struct Chunk {
+    page: NonNull<bindings::page>,
+    order: u32,
+}
+
+// SAFETY: A chunk is plain memory that it owns exclusively; any thread may use or free it.
+unsafe impl Send for Chunk {}
+// SAFETY: Shared references only read `page` and `order`.
+unsafe impl Sync for Chunk {}
+
+impl Chunk {
+    /// Allocates a chunk of `order` with `gfp`, or `None` if the page allocator has none.
+    fn alloc(order: u32, gfp: bindings::gfp_t) -> Option<Self> {
+        // SAFETY: Any order up to `MAX_PAGE_ORDER` and any GFP mask may be passed.
+        let page = unsafe { bindings::alloc_pages(gfp, order) };
+        // INVARIANT: A non-null result is a block of `order` that nobody else owns.
+        NonNull::new(page).map(|page| Self { page, order })
+    }
+
+    /// The first page of the chunk.
+    pub(crate) fn page(&self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+
+    /// The number of base pages in the chunk.
+    pub(crate) fn page_count(&self) -> usize {
+        1 << self.order
+    }
+
+    /// The size of the chunk in bytes.
+    pub(crate) fn len(&self) -> usize {
+        PAGE_SIZE << self.order
+    }
+
+    /// The page frame number of the chunk's first page.
+    pub(crate) fn pfn(&self) -> usize {
+        // SAFETY: By the type invariants `page` is a valid page.
+        unsafe { shim::rsheap_page_to_pfn(self.page.as_ptr()) as usize }
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants the block was allocated with this order and is owned
+        // by this chunk, which is going away.
+        unsafe { bindings::__free_pages(self.page.as_ptr(), self.order) };
+    }
+}
+
+/// All the chunks of one buffer, in allocation order.
+///
+/// # Invariants
+///
+/// The chunks' lengths add up to `size`, a non-zero multiple of the page size.
+pub(crate) struct PageSet {
+    chunks: KVVec<Chunk>,
+    size: usize,
+}
+
+impl PageSet {
+    /// Allocates `size` bytes (a non-zero multiple of the page size) of zeroed memory.
+    ///
+    /// Fails with `EINTR` if the caller gets a fatal signal and `ENOMEM` when memory runs out;
+    /// everything allocated so far is freed on both paths.
+    pub(crate) fn alloc(size: usize) -> Result<Self> {
+        if size == 0 || size % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        let mut chunks = KVVec::new();
+        let mut remaining = size;
+        let mut max_order = ORDERS[0];
+        while remaining > 0 {
+            if shim::fatal_signal_pending() {
+                return Err(EINTR);
+            }
+            let chunk = Self::alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
+            // Orders only go down: if a larger order failed once, it will fail again.
+            max_order = chunk.order;
+            remaining -= chunk.len();
+            chunks.push(chunk, GFP_KERNEL)?;
+            shim::cond_resched();
+        }
+        // INVARIANT: The loop ran until the chunks covered exactly `size`: each chunk is at most
+        // `remaining`, which is always a multiple of the page size.
+        Ok(Self { chunks, size })
+    }
+
+    /// Allocates the largest chunk that fits in `remaining` with an order of at most
+    /// `max_order`.
+    fn alloc_largest(remaining: usize, max_order: u32) -> Option<Chunk> {
+        ORDERS
+            .iter()
+            .filter(|&&order| order <= max_order && PAGE_SIZE << order <= remaining)
+            .find_map(|&order| {
+                let gfp = if order > 0 {
+                    shim::gfp_high_order()
+                } else {
+                    shim::gfp_low_order()
+                };
+                Chunk::alloc(order, gfp)
+            })
+    }
+
+    /// The chunks, in the order they back the buffer.
+    pub(crate) fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+
+    /// The total size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The total number of base pages.
+    pub(crate) fn page_count(&self) -> usize {
+        self.size >> PAGE_SHIFT
+    }
+}

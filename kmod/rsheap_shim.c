@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C shim of rsheap.ko.
+ *
+ * The 6.12 `kernel` crate has no dma-buf or dma-heap types, and bindgen
+ * cannot see static inlines and macros.  This file holds exactly those
+ * pieces: the two ops tables (whose callbacks unpack the core's structs and
+ * call one Rust function each), the dma-buf export, one-line forwarders for
+ * static inlines and macros, and the namespace imports.  All policy lives in
+ * Rust.
+ */
+
+#include <linux/dma-buf.h>
+#include <linux/dma-heap.h>
+#include <linux/dma-mapping.h>
+#include <linux/err.h>
+#include <linux/highmem.h>
+#include <linux/iosys-map.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/scatterlist.h>
+#include <linux/sched/signal.h>
+#include <linux/vmalloc.h>
+
+#include "rsheap_shim.h"
+
+MODULE_IMPORT_NS(DMA_BUF);
+MODULE_IMPORT_NS(DMA_BUF_HEAP);
+
+/* dma_heap_ops */
+
+static struct dma_buf *op_allocate(struct dma_heap *heap, unsigned long len,
+				       u32 fd_flags, u64 heap_flags)
+{
+	return rsheap_heap_allocate(dma_heap_get_drvdata(heap), len, fd_flags,
+				    heap_flags);
+}
+
+static const struct dma_heap_ops rsheap_heap_ops = {
+	.allocate = op_allocate,
+};
+
+struct dma_heap *rsheap_heap_add(const char *name, void *heap)
+{
+	struct dma_heap_export_info exp_info = {
+		.name = name,
+		.ops = &rsheap_heap_ops,
+		.priv = heap,
+	};
+	struct dma_heap *dma_heap = dma_heap_add(&exp_info);
+
+	/*
+	 * The dma-heap core has no way to remove a heap, and its allocate
+	 * op points into this module: once a heap is added the module must
+	 * never unload.
+	 */
+	if (!IS_ERR(dma_heap))
+		__module_get(THIS_MODULE);
+	return dma_heap;
+}
+
+/* dma_buf_ops: each unpacks the core's structs and calls into Rust. */
+
+static int op_attach(struct dma_buf *dmabuf,
+			 struct dma_buf_attachment *attachment)
+{
+	return rsheap_buffer_attach(dmabuf->priv, attachment, attachment->dev);
+}
+
+static void op_detach(struct dma_buf *dmabuf,
+			  struct dma_buf_attachment *attachment)
+{
+	rsheap_buffer_detach(dmabuf->priv, attachment);
+}
+
+static struct sg_table *op_map_dma_buf(struct dma_buf_attachment *attachment,
+					   enum dma_data_direction dir)
+{
+	return rsheap_buffer_map(attachment->dmabuf->priv, attachment, dir);
+}
+
+static void op_unmap_dma_buf(struct dma_buf_attachment *attachment,
+				 struct sg_table *table,
+				 enum dma_data_direction dir)
+{
+	rsheap_buffer_unmap(attachment->dmabuf->priv, attachment, dir);
+}
+
+static int op_begin_cpu_access(struct dma_buf *dmabuf,
+				   enum dma_data_direction dir)
+{
+	return rsheap_buffer_begin_cpu_access(dmabuf->priv, dir);
+}
+
+static int op_end_cpu_access(struct dma_buf *dmabuf,
+				 enum dma_data_direction dir)
+{
+	return rsheap_buffer_end_cpu_access(dmabuf->priv, dir);
+}
+
+static int op_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
+{
+	return rsheap_buffer_mmap(dmabuf->priv, vma);
+}
+
+static int op_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	void *vaddr = rsheap_buffer_vmap(dmabuf->priv);
+
+	if (IS_ERR(vaddr))
+		return PTR_ERR(vaddr);
+	iosys_map_set_vaddr(map, vaddr);
+	return 0;
+}
+
+static void op_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	rsheap_buffer_vunmap(dmabuf->priv);
+	iosys_map_clear(map);
+}
+
+static void op_release(struct dma_buf *dmabuf)
+{
+	rsheap_buffer_release(dmabuf->priv);
+}
+
+static const struct dma_buf_ops rsheap_buf_ops = {
+	.attach = op_attach,
+	.detach = op_detach,
+	.map_dma_buf = op_map_dma_buf,
+	.unmap_dma_buf = op_unmap_dma_buf,
+	.begin_cpu_access = op_begin_cpu_access,
+	.end_cpu_access = op_end_cpu_access,
+	.mmap = op_mmap,
+	.vmap = op_vmap,
+	.vunmap = op_vunmap,
+	.release = op_release,
+};
+
+/*
+ * DEFINE_DMA_BUF_EXPORT_INFO sets .owner = THIS_MODULE, so every live buffer
+ * holds a reference on this module.
+ */
+struct dma_buf *rsheap_dmabuf_export(void *buffer, size_t size, u32 fd_flags,
+				     const char *exp_name)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+
+	exp_info.exp_name = exp_name;
+	exp_info.ops = &rsheap_buf_ops;
+	exp_info.size = size;
+	exp_info.flags = fd_flags;
+	exp_info.priv = buffer;
+	return dma_buf_export(&exp_info);
+}
+
+/*
+ * Forwarders for macros and static inlines.  The GFP masks are the in-tree
+ * system heap's: high orders never enter reclaim, never warn and never retry.
+ */
+
+gfp_t rsheap_gfp_high_order(void)
+{
+	return ((GFP_HIGHUSER | __GFP_ZERO | __GFP_NOWARN | __GFP_NORETRY) &
+		~__GFP_RECLAIM) | __GFP_COMP;
+}
+
+gfp_t rsheap_gfp_low_order(void)
+{
+	return GFP_HIGHUSER | __GFP_ZERO;
+}
+
+unsigned long rsheap_totalram_pages(void)
+{
+	return totalram_pages();
+}
+
+bool rsheap_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
+}
+
+void rsheap_cond_resched(void)
+{
+	cond_resched();
+}
+
+void rsheap_sg_set_page(struct scatterlist *sg, struct page *page,
+			unsigned int len)
+{
+	sg_set_page(sg, page, len, 0);
+}
+
+unsigned long rsheap_page_to_pfn(struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+void rsheap_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt,
+			      enum dma_data_direction dir)
+{
+	dma_unmap_sgtable(dev, sgt, dir, 0);
+}
+
+void rsheap_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
+				     enum dma_data_direction dir)
+{
+	dma_sync_sgtable_for_cpu(dev, sgt, dir);
+}
+
+void rsheap_dma_sync_sgtable_for_device(struct device *dev,
+					struct sg_table *sgt,
+					enum dma_data_direction dir)
+{
+	dma_sync_sgtable_for_device(dev, sgt, dir);
+}
+
+void *rsheap_vmap(struct page **pages, unsigned int count)
+{
+	return vmap(pages, count, VM_MAP, PAGE_KERNEL);
+}
+
+void rsheap_vunmap(const void *addr)
+{
+	vunmap(addr);
+}
+
+void rsheap_invalidate_kernel_vmap_range(void *addr, int size)
+{
+	invalidate_kernel_vmap_range(addr, size);
+}
+
+void rsheap_flush_kernel_vmap_range(void *addr, int size)
+{
+	flush_kernel_vmap_range(addr, size);
+}

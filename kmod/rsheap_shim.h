@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The boundary between rsheap's Rust core and its C shim.
+ *
+ * Ownership: the Rust side owns every rsheap object (heaps, buffers,
+ * attachments' sg tables).  The C side owns only the ops tables the kernel
+ * calls through, which it cannot build from Rust on 6.12 because
+ * `struct dma_buf_ops` and `struct dma_heap_ops` are not in the generated
+ * bindings.  Each C callback unpacks the core's structs and calls one Rust
+ * function below; a buffer crosses the boundary as the opaque `void *` that
+ * Rust handed out (`dma_buf->priv`).
+ */
+
+#ifndef RSHEAP_SHIM_H
+#define RSHEAP_SHIM_H
+
+#include <linux/dma-direction.h>
+#include <linux/gfp_types.h>
+#include <linux/types.h>
+
+struct device;
+struct dma_buf;
+struct dma_heap;
+struct page;
+struct scatterlist;
+struct sg_table;
+struct vm_area_struct;
+
+/* Implemented in C, called from Rust. */
+struct dma_heap *rsheap_heap_add(const char *name, void *heap);
+struct dma_buf *rsheap_dmabuf_export(void *buffer, size_t size, u32 fd_flags,
+				     const char *exp_name);
+gfp_t rsheap_gfp_high_order(void);
+gfp_t rsheap_gfp_low_order(void);
+unsigned long rsheap_totalram_pages(void);
+bool rsheap_fatal_signal_pending(void);
+void rsheap_cond_resched(void);
+void rsheap_sg_set_page(struct scatterlist *sg, struct page *page,
+			unsigned int len);
+unsigned long rsheap_page_to_pfn(struct page *page);
+void rsheap_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt,
+			      enum dma_data_direction dir);
+void rsheap_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
+				     enum dma_data_direction dir);
+void rsheap_dma_sync_sgtable_for_device(struct device *dev,
+					struct sg_table *sgt,
+					enum dma_data_direction dir);
+void *rsheap_vmap(struct page **pages, unsigned int count);
+void rsheap_vunmap(const void *addr);
+void rsheap_invalidate_kernel_vmap_range(void *addr, int size);
+void rsheap_flush_kernel_vmap_range(void *addr, int size);
+
+/* Implemented in Rust (ops.rs), called from C. */
+struct dma_buf *rsheap_heap_allocate(void *heap, unsigned long len,
+				     u32 fd_flags, u64 heap_flags);
+int rsheap_buffer_attach(void *buffer, const void *key, struct device *dev);
+void rsheap_buffer_detach(void *buffer, const void *key);
+struct sg_table *rsheap_buffer_map(void *buffer, const void *key,
+				   enum dma_data_direction dir);
+void rsheap_buffer_unmap(void *buffer, const void *key,
+			 enum dma_data_direction dir);
+int rsheap_buffer_begin_cpu_access(void *buffer, enum dma_data_direction dir);
+int rsheap_buffer_end_cpu_access(void *buffer, enum dma_data_direction dir);
+int rsheap_buffer_mmap(void *buffer, struct vm_area_struct *vma);
+void *rsheap_buffer_vmap(void *buffer);
+void rsheap_buffer_vunmap(void *buffer);
+void rsheap_buffer_release(void *buffer);
+
+#endif /* RSHEAP_SHIM_H */

@@ -1,0 +1,29 @@
+//! Client library for rsheap, the dma-buf heap stack for camera and NPU pipelines.
+//!
+//! [`Heap`] allocates dma-bufs straight from a `/dev/dma_heap` node (rsheap's own heaps or any
+//! other, such as the in-tree `system` heap). A [`Buffer`] owns the dma-buf file descriptor;
+//! [`Buffer::map`] gives a [`Mapping`] with slice views of its memory, and
+//! [`Buffer::cpu_access`] brackets CPU access with the dma-buf sync ioctl, as the dma-buf
+//! rules require when devices share the buffer.
+//!
+//! ```no_run
+//! use rsheap::{Heap, SyncDirection};
+//!
+//! let heap = Heap::open("rsheap")?;
+//! let buffer = heap.allocate(8 << 20)?;
+//! let mut mapping = buffer.map()?;
+//! {
+//!     let _access = buffer.cpu_access(SyncDirection::Write)?;
+//!     mapping.as_mut_slice().fill(0xa5);
+//! }
+//! # Ok::<(), rsheap::Error>(())
+//! ```
+
+mod buffer;
+mod error;
+mod heap;
+pub mod uapi;
+
+pub use buffer::{Buffer, CpuAccess, Mapping, SyncDirection};
+pub use error::{Error, Result};
+pub use heap::{heap_names, Heap, HEAP_DIR};

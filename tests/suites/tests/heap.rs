@@ -1,0 +1,314 @@
+//! rsheap's dma-buf heap as user space sees it: allocation, mmap, CPU-access sync, device
+//! import, names, and errno parity with the in-tree system heap on bad input.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use rsheap::uapi::{
+    dma_buf_ioctl_sync, DmaBufSync, DMA_BUF_SYNC_END, DMA_BUF_SYNC_RW, DMA_BUF_SYNC_START,
+};
+use rsheap::{Buffer, Heap, SyncDirection};
+use rsheap_suites::{
+    fdinfo, open_heap, page_size, pattern_byte, raw_alloc, request, total_ram, RSHEAP, SYSTEM,
+};
+
+fn rsheap() -> Heap {
+    Heap::open(RSHEAP).expect("open the rsheap heap")
+}
+
+fn fill(buffer: &Buffer, seed: u8) {
+    let mut mapping = buffer.map().expect("map");
+    let _access = buffer
+        .cpu_access(SyncDirection::Write)
+        .expect("begin CPU write");
+    for (offset, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
+        *byte = pattern_byte(seed, offset);
+    }
+}
+
+fn verify(buffer: &Buffer, seed: u8) {
+    let mapping = buffer.map().expect("map");
+    let _access = buffer
+        .cpu_access(SyncDirection::Read)
+        .expect("begin CPU read");
+    if let Some(offset) = mapping
+        .as_slice()
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != pattern_byte(seed, i))
+    {
+        panic!("byte {offset} of {} lost its value", buffer.len());
+    }
+}
+
+#[test]
+fn heap_is_registered_with_the_dma_heap_core() {
+    let meta = std::fs::metadata("/dev/dma_heap/rsheap").expect("/dev/dma_heap/rsheap exists");
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &meta.file_type()
+    ));
+    assert!(
+        std::path::Path::new("/sys/class/dma_heap/rsheap").exists(),
+        "registered through dma_heap_add"
+    );
+    assert!(rsheap::heap_names()
+        .expect("list heaps")
+        .contains(&RSHEAP.to_owned()));
+}
+
+#[test]
+fn buffers_are_zeroed_rounded_to_pages_and_keep_their_contents() {
+    let page = page_size();
+    let heap = rsheap();
+    for (seed, len) in [
+        1,
+        4096,
+        65536,
+        1 << 20,
+        (1 << 20) + 4096,
+        (8 << 20) + 3 * 4096 + 5,
+        33 << 20,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let buffer = heap
+            .allocate(len)
+            .unwrap_or_else(|err| panic!("allocate {len}: {err}"));
+        assert_eq!(
+            buffer.len(),
+            len.div_ceil(page) * page,
+            "size of a {len}-byte request"
+        );
+        {
+            let mapping = buffer.map().expect("map");
+            let _access = buffer
+                .cpu_access(SyncDirection::Read)
+                .expect("begin CPU read");
+            assert!(
+                mapping.as_slice().iter().all(|&b| b == 0),
+                "a fresh {len}-byte buffer is zeroed"
+            );
+        }
+        fill(&buffer, seed as u8);
+        verify(&buffer, seed as u8);
+    }
+}
+
+#[test]
+fn partial_mmaps_at_page_offsets_see_the_right_bytes() {
+    let page = page_size();
+    let len = (3 << 20) + 2 * page;
+    let buffer = rsheap().allocate(len).expect("allocate");
+    fill(&buffer, 7);
+    // Offsets and lengths inside one chunk, across 64 KiB and 1 MiB chunk boundaries, and to
+    // the very end.
+    for (offset, map_len) in [
+        (0, page),
+        (page, 3 * page),
+        ((1 << 20) - page, 2 * page),
+        ((1 << 20) - 16 * page, (1 << 20) + 32 * page),
+        (3 << 20, 2 * page),
+        (len - page, page),
+        (0, len),
+    ] {
+        let mapping = buffer
+            .map_range(offset, map_len)
+            .unwrap_or_else(|err| panic!("map {map_len} at {offset}: {err}"));
+        for (i, &byte) in mapping.as_slice().iter().enumerate() {
+            assert_eq!(
+                byte,
+                pattern_byte(7, offset + i),
+                "byte {i} of the mapping at offset {offset}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mmap_beyond_the_buffer_fails_with_einval() {
+    let page = page_size();
+    let buffer = rsheap().allocate(4 * page).expect("allocate");
+    for (offset, len) in [(4 * page, page), (0, 5 * page), (3 * page, 2 * page)] {
+        let err = buffer
+            .map_range(offset, len)
+            .expect_err("mapping past the end must fail");
+        assert_eq!(err.errno(), Some(Errno::EINVAL), "map {len} at {offset}");
+    }
+}
+
+#[test]
+fn bad_requests_get_the_same_errno_as_the_system_heap() {
+    let ours = open_heap(RSHEAP);
+    let theirs = open_heap(SYSTEM);
+    let cases = [
+        (
+            "zero length",
+            rsheap::uapi::DmaHeapAllocationData {
+                len: 0,
+                ..request(0)
+            },
+        ),
+        ("length that wraps when page-aligned", request(u64::MAX)),
+        (
+            "unknown heap flags",
+            rsheap::uapi::DmaHeapAllocationData {
+                heap_flags: 0x111111,
+                ..request(4096)
+            },
+        ),
+        (
+            "every fd flag",
+            rsheap::uapi::DmaHeapAllocationData {
+                fd_flags: !0,
+                ..request(4096)
+            },
+        ),
+        (
+            "O_NONBLOCK fd flag",
+            rsheap::uapi::DmaHeapAllocationData {
+                fd_flags: OFlag::O_NONBLOCK.bits() as u32,
+                ..request(4096)
+            },
+        ),
+        (
+            "fd field set",
+            rsheap::uapi::DmaHeapAllocationData {
+                fd: 3,
+                ..request(4096)
+            },
+        ),
+    ];
+    for (what, case) in cases {
+        let ours = raw_alloc(&ours, case).map(drop).expect_err(what);
+        let theirs = raw_alloc(&theirs, case).map(drop).expect_err(what);
+        assert_eq!(ours, Errno::EINVAL, "{what}");
+        assert_eq!(ours, theirs, "{what}: rsheap and system differ");
+    }
+}
+
+#[test]
+fn impossible_sizes_fail_at_once_with_enomem() {
+    let heap = open_heap(RSHEAP);
+    for len in [2 * total_ram(), 1 << 50, u64::MAX - (1 << 20)] {
+        let start = Instant::now();
+        let err = raw_alloc(&heap, request(len))
+            .map(drop)
+            .expect_err("larger than RAM");
+        assert_eq!(err, Errno::ENOMEM, "{len} bytes");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{len} bytes took {:?} to refuse",
+            start.elapsed()
+        );
+    }
+    // Still healthy afterwards.
+    rsheap().allocate(1 << 20).expect("allocate after refusals");
+}
+
+#[test]
+fn fd_flags_set_close_on_exec_and_access_mode() {
+    let heap = open_heap(RSHEAP);
+    let cloexec = raw_alloc(&heap, request(4096)).expect("allocate O_CLOEXEC");
+    let flags =
+        FdFlag::from_bits_truncate(fcntl(cloexec.as_raw_fd(), FcntlArg::F_GETFD).expect("F_GETFD"));
+    assert!(flags.contains(FdFlag::FD_CLOEXEC));
+
+    let read_only = rsheap::uapi::DmaHeapAllocationData {
+        fd_flags: OFlag::O_RDONLY.bits() as u32,
+        ..request(4096)
+    };
+    let fd = raw_alloc(&heap, read_only).expect("allocate O_RDONLY");
+    let flags =
+        FdFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFD).expect("F_GETFD"));
+    assert!(!flags.contains(FdFlag::FD_CLOEXEC));
+    let buffer = Buffer::from_fd(fd).expect("buffer");
+    let err = buffer
+        .map()
+        .expect_err("a read-only dma-buf cannot be mapped writable");
+    assert_eq!(err.errno(), Some(Errno::EACCES));
+}
+
+#[test]
+fn cpu_access_sync_accepts_valid_flags_and_rejects_others() {
+    let buffer = rsheap().allocate(1 << 20).expect("allocate");
+    let fd = buffer.as_fd().as_raw_fd();
+    for flags in [
+        DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW,
+        DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW,
+    ] {
+        // SAFETY: A valid `dma_buf_sync` for the duration of the call.
+        unsafe { dma_buf_ioctl_sync(fd, &DmaBufSync { flags }) }.expect("valid sync");
+    }
+    for flags in [0x100, DMA_BUF_SYNC_START, 1 << 63] {
+        // SAFETY: A valid `dma_buf_sync` for the duration of the call.
+        let err = unsafe { dma_buf_ioctl_sync(fd, &DmaBufSync { flags }) }
+            .expect_err("invalid sync flags");
+        assert_eq!(err, Errno::EINVAL, "flags {flags:#x}");
+    }
+}
+
+#[test]
+fn buffer_name_and_exporter_show_in_fdinfo() {
+    let buffer = rsheap().allocate(2 << 20).expect("allocate");
+    buffer.set_name("camera-frame-0").expect("set name");
+    let info = fdinfo(&buffer.as_fd());
+    assert!(info.contains("exp_name:\trsheap"), "{info}");
+    assert!(info.contains(&format!("size:\t{}", 2 << 20)), "{info}");
+    assert!(info.contains("name:\tcamera-frame-0"), "{info}");
+}
+
+#[test]
+fn buffers_outlive_the_heap_file() {
+    let buffer = {
+        let heap = rsheap();
+        heap.allocate(1 << 20).expect("allocate")
+    };
+    fill(&buffer, 3);
+    verify(&buffer, 3);
+}
+
+#[test]
+fn many_buffers_live_at_once_and_stay_distinct() {
+    let heap = rsheap();
+    let buffers: Vec<Buffer> = (0..64)
+        .map(|_| heap.allocate(256 << 10).expect("allocate"))
+        .collect();
+    for (i, buffer) in buffers.iter().enumerate() {
+        fill(buffer, i as u8);
+    }
+    for (i, buffer) in buffers.iter().enumerate() {
+        verify(buffer, i as u8);
+    }
+}
+
+#[test]
+fn concurrent_allocations_from_many_threads() {
+    std::thread::scope(|scope| {
+        for thread in 0..8u8 {
+            scope.spawn(move || {
+                let heap = rsheap();
+                for round in 0..25u8 {
+                    let buffer = heap
+                        .allocate((64 << 10) * (1 + round as usize % 5))
+                        .expect("allocate");
+                    let seed = thread.wrapping_mul(31) ^ round;
+                    fill(&buffer, seed);
+                    verify(&buffer, seed);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn module_stays_loaded_while_its_heap_is_registered() {
+    let err = nix::kmod::delete_module(c"rsheap", nix::kmod::DeleteModuleFlags::O_NONBLOCK)
+        .expect_err("rmmod of a registered heap must fail");
+    assert!(matches!(err, Errno::EWOULDBLOCK | Errno::EBUSY), "{err}");
+    rsheap()
+        .allocate(1 << 20)
+        .expect("heap works after the refused unload");
+}

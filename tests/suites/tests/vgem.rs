@@ -1,0 +1,114 @@
+//! A device importing an rsheap buffer: vgem attaches and maps it through the dma-buf core
+//! (the attach, map_dma_buf, unmap and detach ops), while the CPU keeps access through sync.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::{ioctl_readwrite, ioctl_write_ptr};
+use rsheap::{Heap, SyncDirection};
+use rsheap_suites::{pattern_byte, RSHEAP};
+
+/// `struct drm_prime_handle`.
+#[repr(C)]
+#[derive(Default)]
+struct DrmPrimeHandle {
+    handle: u32,
+    flags: u32,
+    fd: i32,
+}
+
+/// `struct drm_gem_close`.
+#[repr(C)]
+#[derive(Default)]
+struct DrmGemClose {
+    handle: u32,
+    pad: u32,
+}
+
+ioctl_readwrite!(
+    /// `DRM_IOCTL_PRIME_FD_TO_HANDLE`.
+    drm_prime_fd_to_handle,
+    b'd',
+    0x2e,
+    DrmPrimeHandle
+);
+ioctl_write_ptr!(
+    /// `DRM_IOCTL_GEM_CLOSE`.
+    drm_gem_close,
+    b'd',
+    0x09,
+    DrmGemClose
+);
+
+/// Opens the vgem device; the test kernel has no other DRM driver.
+fn open_vgem() -> File {
+    let driver =
+        std::fs::read_link("/sys/class/drm/card0/device/driver").expect("card0 has a driver");
+    assert!(driver.ends_with("vgem"), "card0 is {}", driver.display());
+    File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/dri/card0")
+        .expect("open /dev/dri/card0")
+}
+
+fn import(vgem: &File, fd: i32) -> u32 {
+    let mut prime = DrmPrimeHandle {
+        fd,
+        ..Default::default()
+    };
+    // SAFETY: A valid `drm_prime_handle` for the duration of the call.
+    unsafe { drm_prime_fd_to_handle(vgem.as_raw_fd(), &mut prime) }
+        .expect("vgem imports the buffer");
+    prime.handle
+}
+
+fn close(vgem: &File, handle: u32) {
+    // SAFETY: A valid `drm_gem_close` for the duration of the call.
+    unsafe { drm_gem_close(vgem.as_raw_fd(), &DrmGemClose { handle, pad: 0 }) }
+        .expect("close the GEM handle");
+}
+
+#[test]
+fn vgem_imports_buffers_and_cpu_sync_round_trips() {
+    let vgem = open_vgem();
+    let heap = Heap::open(RSHEAP).expect("open heap");
+    for len in [4096, 1 << 20, (17 << 20) + 4096] {
+        let buffer = heap.allocate(len).expect("allocate");
+        let handle = import(&vgem, buffer.as_fd().as_raw_fd());
+        // Importing the same dma-buf again yields the same GEM object.
+        assert_eq!(import(&vgem, buffer.as_fd().as_raw_fd()), handle);
+        let mut mapping = buffer.map().expect("map");
+        {
+            let _access = buffer
+                .cpu_access(SyncDirection::Write)
+                .expect("begin CPU write");
+            for (i, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
+                *byte = pattern_byte(9, i);
+            }
+        }
+        {
+            let _access = buffer
+                .cpu_access(SyncDirection::Read)
+                .expect("begin CPU read");
+            assert!(mapping
+                .as_slice()
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == pattern_byte(9, i)));
+        }
+        drop(mapping);
+        close(&vgem, handle);
+    }
+}
+
+#[test]
+fn buffers_freed_while_imported_stay_alive_until_the_importer_lets_go() {
+    let vgem = open_vgem();
+    let heap = Heap::open(RSHEAP).expect("open heap");
+    let buffer = heap.allocate(8 << 20).expect("allocate");
+    let handle = import(&vgem, buffer.as_fd().as_raw_fd());
+    drop(buffer);
+    // The GEM object holds the dma-buf; releasing it now runs detach and release.
+    close(&vgem, handle);
+}

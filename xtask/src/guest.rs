@@ -1,0 +1,311 @@
+//! The emulator rig: boots the test kernel under QEMU (TCG, q35) with a busybox initramfs whose
+//! init (`tests/rig/init`) chroots into the host's root folder shared read-only over 9p, and
+//! runs a shell script there with a run folder shared read-write for results.
+//!
+//! Paths inside the guest equal the host's, so the script can name host binaries and the run
+//! folder directly. When the script ends, init saves its exit status and dmesg and powers off.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use sha2::Digest as _;
+use wait_timeout::ChildExt;
+
+use crate::progress::spinner;
+use crate::setup::Env;
+
+/// Guest memory: enough for 2 GB buffers next to the page cache and the test programs.
+const GUEST_MEMORY: &str = "4G";
+
+/// Kernel log lines that mean something went wrong in the kernel.
+const SPLAT_MARKERS: &[&str] = &[
+    "WARNING:",
+    "BUG:",
+    "Oops",
+    "kernel BUG",
+    "Kernel panic",
+    "general protection fault",
+    "Call Trace:",
+    "possible circular locking dependency",
+    "possible recursive locking",
+    "inconsistent lock state",
+    "suspicious RCU usage",
+    "lockdep",
+    "KASAN:",
+    "UBSAN:",
+    "DMA-API:",
+    "kmemleak:",
+    "unreferenced object",
+    "soft lockup",
+    "hung_task",
+    "BC_FREE_BUFFER",
+    "rsheap: vunmap",
+    "rsheap: releasing",
+];
+
+/// What one boot produced.
+pub struct GuestRun {
+    /// The run folder, shared with the guest.
+    pub dir: PathBuf,
+    /// The serial console: kernel warnings and the script's output.
+    pub console: String,
+    /// The guest's whole kernel log, saved after the script.
+    pub dmesg: String,
+    /// The script's exit status, if the guest got as far as saving it.
+    pub exit_status: Option<i32>,
+    /// Seconds from kernel start to the script's first command, as the guest's clock saw it.
+    pub boot_seconds: Option<f64>,
+    /// Host time from starting QEMU to its exit.
+    pub wall: Duration,
+}
+
+impl GuestRun {
+    /// A file the script wrote into the run folder, or an empty string.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Kernel log lines showing a warning, bug, lockdep or leak report, from dmesg and the
+    /// console (which still has them if the guest died before saving dmesg).
+    pub fn splats(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .dmesg
+            .lines()
+            .chain(self.console.lines())
+            .filter(|line| SPLAT_MARKERS.iter().any(|marker| line.contains(marker)))
+            .map(|line| line.trim().to_owned())
+            .collect();
+        lines.dedup();
+        lines
+    }
+}
+
+/// Where the console shows up while the guest runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// A spinner with the latest console line.
+    Spinner,
+    /// The script's output, as it comes.
+    Script,
+}
+
+/// Boots the guest, runs `script` (a POSIX shell script, run with the run folder as working
+/// directory and `$RUN` naming it), and returns what it produced.
+pub fn run(
+    env: &Env,
+    label: &str,
+    script: &str,
+    timeout: Duration,
+    echo: Echo,
+) -> Result<GuestRun> {
+    let dir = env.target().join("rig").join(label);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.canonicalize()?;
+    std::fs::write(
+        dir.join("guest.sh"),
+        format!(
+            "set -u\ncd \"$RUN\"\necho \"rig: ready after $(cut -d' ' -f1 /proc/uptime) s\"\n{script}\n"
+        ),
+    )?;
+    let initramfs = initramfs(env)?;
+    let console_path = dir.join("console.log");
+    let start = Instant::now();
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            GUEST_MEMORY,
+        ])
+        .args([
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-nic",
+            "none",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", console_path.display()))
+        .arg("-kernel")
+        .arg(&env.kernel.bzimage)
+        .arg("-initrd")
+        .arg(&initramfs)
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 quiet rdinit=/init panic=-1 rsheap_run={}",
+            dir.display()
+        ))
+        .arg("-virtfs")
+        .arg("local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
+        .arg("-virtfs")
+        .arg(format!(
+            "local,path={},mount_tag=run,security_model=none,multidevs=remap",
+            dir.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("start qemu-system-x86_64")?;
+
+    let bar = (echo == Echo::Spinner).then(|| spinner(&format!("guest: {label}")));
+    let mut follower = ConsoleFollower::new(&console_path);
+    let deadline = start + timeout;
+    let status = loop {
+        if let Some(status) = child.wait_timeout(Duration::from_millis(250))? {
+            break Some(status);
+        }
+        for line in follower.new_lines() {
+            match &bar {
+                Some(bar) => bar.set_message(line),
+                None if !line.starts_with('[') => println!("{line}"),
+                None => {}
+            }
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if echo == Echo::Script {
+        for line in follower
+            .new_lines()
+            .into_iter()
+            .filter(|line| !line.starts_with('['))
+        {
+            println!("{line}");
+        }
+    }
+    let console = std::fs::read_to_string(&console_path).unwrap_or_default();
+    if status.is_none() {
+        bail!(
+            "guest {label} timed out after {}s; console tail:\n{}",
+            timeout.as_secs(),
+            tail(&console, 40)
+        );
+    }
+    let mut qemu_err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut qemu_err)?;
+    }
+    let run = GuestRun {
+        exit_status: std::fs::read_to_string(dir.join("exit-status"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
+        dmesg: std::fs::read_to_string(dir.join("dmesg.txt")).unwrap_or_default(),
+        boot_seconds: console.lines().find_map(|line| {
+            line.strip_prefix("rig: ready after ")?
+                .strip_suffix(" s")?
+                .parse()
+                .ok()
+        }),
+        console,
+        dir,
+        wall: start.elapsed(),
+    };
+    if run.exit_status.is_none() {
+        bail!(
+            "guest {label} stopped before its script finished: {qemu_err}\nconsole tail:\n{}",
+            tail(&run.console, 40)
+        );
+    }
+    Ok(run)
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Reads lines appended to the console file since the last call.
+struct ConsoleFollower {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl ConsoleFollower {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            offset: 0,
+        }
+    }
+
+    fn new_lines(&mut self) -> Vec<String> {
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return Vec::new();
+        }
+        let mut lines = Vec::new();
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        // Only whole lines: a partial last line is read again next time.
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && line.ends_with('\n') {
+            self.offset += line.len() as u64;
+            lines.push(line.trim_end().to_owned());
+            line.clear();
+        }
+        lines
+    }
+}
+
+/// Builds the initramfs (static busybox plus our init) into the cache, once per init script.
+fn initramfs(env: &Env) -> Result<PathBuf> {
+    let init = std::fs::read(env.root.join("tests/rig/init"))?;
+    let busybox = std::fs::read("/bin/busybox").context("read /bin/busybox (busybox-static)")?;
+    let key = format!(
+        "{:x}",
+        sha2::Sha256::digest([init.as_slice(), busybox.as_slice()].concat())
+    );
+    let cpio = env.cache.join(format!("initramfs-{}.cpio", &key[..16]));
+    if cpio.exists() {
+        return Ok(cpio);
+    }
+    let staging = env.cache.join("initramfs-staging");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(staging.join("bin"))?;
+    std::fs::write(staging.join("bin/busybox"), &busybox)?;
+    std::fs::write(staging.join("init"), &init)?;
+    for file in ["bin/busybox", "init"] {
+        Command::new("chmod")
+            .arg("755")
+            .arg(staging.join(file))
+            .status()?;
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "find . | cpio --quiet -o -H newc > '{}'",
+            cpio.display()
+        ))
+        .current_dir(&staging)
+        .status()?;
+    if !status.success() {
+        bail!("cpio failed building {}", cpio.display());
+    }
+    std::fs::remove_dir_all(&staging)?;
+    Ok(cpio)
+}

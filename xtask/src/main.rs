@@ -1,0 +1,42 @@
+//! `cargo xtask`: the one entry point for setting up, demonstrating and testing rsheap.
+//!
+//! Every command first runs [`setup`], which installs what a fresh machine lacks and builds
+//! the test kernel once into a cache outside the checkout, so `demo` and `test` work from a
+//! fresh clone with nothing else done by hand.
+
+mod demo;
+mod guest;
+mod kernel;
+mod kmod;
+mod progress;
+mod setup;
+mod tally;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Set up, demonstrate and test rsheap")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install missing packages and tools, and build the test kernel if it is not cached.
+    Setup,
+    /// Boot the test kernel, load rsheap.ko and show it working beside the in-tree heap.
+    Demo,
+    /// Run every test: formatting, lints, host unit tests and the emulator suites.
+    Test,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run().map(drop),
+        Command::Demo => demo::run(),
+        Command::Test => test::run(),
+    }
+}

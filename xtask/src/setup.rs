@@ -1,0 +1,175 @@
+//! Installs what the project needs on a fresh machine: Debian packages, `bindgen-cli`, and the
+//! test kernel (see [`crate::kernel`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::kernel::Kernel;
+use crate::progress::run_logged;
+
+/// Debian packages the build and the emulator rig use.
+const APT_PACKAGES: &[&str] = &[
+    // Kernel source and its build.
+    "linux-source-6.12",
+    "bc",
+    "bison",
+    "flex",
+    "cpio",
+    "xz-utils",
+    "libelf-dev",
+    "libssl-dev",
+    // Kernel Rust: the compiler the kernel's Rust crates are built with, its library source,
+    // its clippy, and libclang for bindgen.
+    "rustc-web",
+    "rust-web-src",
+    "rust-web-clippy",
+    "libclang-dev",
+    // The emulator and the guest's init.
+    "qemu-system-x86",
+    "busybox-static",
+];
+
+/// The bindgen the 6.12 kernel's Rust build is known to work with; Debian's is too old.
+const BINDGEN_VERSION: &str = "0.72.1";
+
+/// The rustc and clippy the kernel's Rust crates are built with (Debian's `rustc-web`).
+pub const KERNEL_RUSTC: &str = "/usr/bin/rustc";
+/// The clippy matching [`KERNEL_RUSTC`].
+pub const KERNEL_CLIPPY: &str = "/usr/bin/clippy-driver";
+
+/// Where things are, once setup has run.
+pub struct Env {
+    /// The checkout.
+    pub root: PathBuf,
+    /// The cache outside the checkout: tools, kernels, initramfs.
+    pub cache: PathBuf,
+    /// The built test kernel.
+    pub kernel: Kernel,
+}
+
+impl Env {
+    /// Scratch space for build products inside the checkout's (ignored) target folder.
+    pub fn target(&self) -> PathBuf {
+        self.root.join("target")
+    }
+}
+
+/// Runs every setup step and returns where things are.
+pub fn run() -> Result<Env> {
+    let root = workspace_root()?;
+    let cache = cache_dir()?;
+    println!("setup: cache in {}", cache.display());
+    install_packages()?;
+    let bindgen = install_bindgen(&cache)?;
+    let kernel = Kernel::ensure(&root, &cache, &bindgen)?;
+    Ok(Env {
+        root,
+        cache,
+        kernel,
+    })
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Ok(manifest
+        .parent()
+        .context("xtask has a parent folder")?
+        .to_path_buf())
+}
+
+/// `$RSHEAP_CACHE`, else `$XDG_CACHE_HOME/rsheap`, else `~/.cache/rsheap`.
+fn cache_dir() -> Result<PathBuf> {
+    let dir = if let Some(dir) = std::env::var_os("RSHEAP_CACHE") {
+        PathBuf::from(dir)
+    } else if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        PathBuf::from(dir).join("rsheap")
+    } else {
+        PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache/rsheap")
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn is_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Status}", package])
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout == b"installed")
+}
+
+/// Prefixes a command with sudo unless we are root.
+fn privileged(program: &str) -> Command {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    if is_root {
+        Command::new(program)
+    } else {
+        let mut command = Command::new("sudo");
+        command.arg(program);
+        command
+    }
+}
+
+fn install_packages() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !is_installed(p))
+        .collect();
+    if missing.is_empty() {
+        println!("setup: Debian packages present");
+        return Ok(());
+    }
+    println!("setup: installing {}", missing.join(" "));
+    let log = std::env::temp_dir().join("rsheap-apt.log");
+    run_logged(
+        "apt-get update",
+        privileged("apt-get").args(["update", "-q"]),
+        &log,
+    )?;
+    run_logged(
+        "apt-get install",
+        privileged("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q"])
+            .args(&missing),
+        &log,
+    )?;
+    Ok(())
+}
+
+fn install_bindgen(cache: &Path) -> Result<PathBuf> {
+    let root = cache.join("tools");
+    let bindgen = root.join("bin/bindgen");
+    let wanted = format!("bindgen {BINDGEN_VERSION}");
+    let current = Command::new(&bindgen).arg("--version").output();
+    if current.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == wanted) {
+        println!("setup: {wanted} present");
+        return Ok(bindgen);
+    }
+    println!("setup: building bindgen-cli {BINDGEN_VERSION} (a few minutes, once)");
+    let log = cache.join("bindgen-install.log");
+    run_logged(
+        "cargo install bindgen-cli",
+        Command::new("cargo")
+            .args([
+                "install",
+                "--locked",
+                "--force",
+                "bindgen-cli",
+                "--version",
+                BINDGEN_VERSION,
+                "--root",
+            ])
+            .arg(&root),
+        &log,
+    )?;
+    if !bindgen.exists() {
+        bail!("cargo install did not produce {}", bindgen.display());
+    }
+    Ok(bindgen)
+}

@@ -1,0 +1,145 @@
+//! Counting test results across host checks, libtest binaries, the kernel selftest and the
+//! dmesg gate, and the closing `N passed, N failed` line.
+
+use std::process::Command;
+
+/// Passed and failed tests, with the names of the failures.
+#[derive(Default)]
+pub struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Records one check.
+    pub fn record(&mut self, name: &str, ok: bool, detail: &str) {
+        if ok {
+            self.passed += 1;
+            println!("  ok    {name}");
+        } else {
+            self.failed += 1;
+            println!("  FAIL  {name}");
+            if !detail.is_empty() {
+                for line in detail.lines().take(60) {
+                    println!("        {line}");
+                }
+            }
+            self.failures.push(name.to_owned());
+        }
+    }
+
+    /// Runs `command` as one check that passes when it exits successfully.
+    pub fn check_command(&mut self, name: &str, command: &mut Command) {
+        match command.output() {
+            Ok(out) => {
+                let detail = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                self.record(name, out.status.success(), &detail);
+            }
+            Err(err) => self.record(name, false, &format!("could not run: {err}")),
+        }
+    }
+
+    /// Adds the results of libtest output (`test result: ok. 3 passed; 0 failed; ...`), naming
+    /// each failed test. Returns whether any summary was found.
+    pub fn add_libtest(&mut self, suite: &str, output: &str) -> bool {
+        let mut found = false;
+        for line in output.lines() {
+            if let Some(name) = line
+                .strip_prefix("test ")
+                .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+            {
+                self.failures.push(format!("{suite}: {name}"));
+            }
+            let Some(summary) = line.strip_prefix("test result: ") else {
+                continue;
+            };
+            found = true;
+            self.passed += count(summary, " passed");
+            self.failed += count(summary, " failed");
+            self.skipped += count(summary, " ignored");
+        }
+        found
+    }
+
+    /// Adds the results of TAP output (`ok 3 ...`, `not ok 4 ...`), prefixing names with the
+    /// heap each `# Testing heap: NAME` line announces.
+    pub fn add_kselftest(&mut self, output: &str) -> Vec<(String, usize, usize)> {
+        let mut per_heap: Vec<(String, usize, usize)> = Vec::new();
+        for line in output.lines() {
+            if let Some(heap) = line.strip_prefix("# Testing heap: ") {
+                per_heap.push((heap.trim().to_owned(), 0, 0));
+                continue;
+            }
+            let (ok, rest) = if let Some(rest) = line.strip_prefix("not ok ") {
+                (false, rest)
+            } else if let Some(rest) = line.strip_prefix("ok ") {
+                (true, rest)
+            } else {
+                continue;
+            };
+            let heap = per_heap
+                .last()
+                .map_or("?", |(heap, _, _)| heap.as_str())
+                .to_owned();
+            if rest.contains("# SKIP") {
+                self.skipped += 1;
+                self.failures
+                    .push(format!("selftest[{heap}] skipped: {rest}"));
+                continue;
+            }
+            self.record(&format!("selftest[{heap}] {}", rest.trim()), ok, "");
+            if let Some((_, passed, failed)) = per_heap.last_mut() {
+                if ok {
+                    *passed += 1;
+                } else {
+                    *failed += 1;
+                }
+            }
+        }
+        per_heap
+    }
+
+    /// Whether everything passed.
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0
+    }
+
+    /// Prints the failures and the closing line.
+    pub fn finish(&self) {
+        if !self.failures.is_empty() {
+            println!("\nnot passed:");
+            for failure in &self.failures {
+                println!("  {failure}");
+            }
+        }
+        println!();
+        if self.skipped > 0 {
+            println!(
+                "{} passed, {} failed, {} skipped",
+                self.passed, self.failed, self.skipped
+            );
+        } else {
+            println!("{} passed, {} failed", self.passed, self.failed);
+        }
+    }
+}
+
+/// The number before `label` in a libtest summary.
+fn count(summary: &str, label: &str) -> usize {
+    summary
+        .split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label.trim_start())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,244 @@
+//! `cargo xtask test`: every check, each counted, ending with `N passed, N failed`.
+//!
+//! Host: rustfmt and clippy over the workspace and the kernel module, the workspace's unit and
+//! doc tests, and a warning-free module build. Guest: the kernel's dmabuf-heaps selftest and
+//! the `rsheap-suites` test binaries, in one boot, then the dmesg gate.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::guest::{self, Echo};
+use crate::kmod;
+use crate::progress::human_duration;
+use crate::setup::{self, Env};
+use crate::tally::Tally;
+
+/// The package holding the emulator suites.
+const SUITES_PACKAGE: &str = "rsheap-suites";
+/// How long the guest may take for all suites under TCG.
+const GUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+pub fn run() -> Result<()> {
+    let start = Instant::now();
+    let env = setup::run()?;
+    let mut tally = Tally::default();
+
+    println!("\nhost checks");
+    host_checks(&env, &mut tally);
+
+    println!("\nkernel module");
+    let module = match kmod::build(&env) {
+        Ok((module, warnings)) => {
+            tally.record(
+                "rsheap.ko builds without warnings (gcc W=1, rustc, clippy)",
+                warnings.is_empty(),
+                &warnings.join("\n"),
+            );
+            Some(module)
+        }
+        Err(err) => {
+            tally.record("rsheap.ko builds", false, &format!("{err:#}"));
+            None
+        }
+    };
+    let suites = suite_binaries(&env);
+    if let Err(err) = &suites {
+        tally.record("emulator suites build", false, &format!("{err:#}"));
+    }
+
+    if let (Some(module), Ok(suites)) = (module, suites) {
+        println!("\nemulator (kernel {})", env.kernel.release);
+        guest_suites(&env, &module, &suites, &mut tally)?;
+    }
+
+    println!("\ntook {}", human_duration(start.elapsed()));
+    tally.finish();
+    if !tally.all_passed() {
+        bail!("some tests failed");
+    }
+    Ok(())
+}
+
+fn cargo(env: &Env) -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(&env.root);
+    command
+}
+
+fn host_checks(env: &Env, tally: &mut Tally) {
+    tally.check_command(
+        "rustfmt: workspace",
+        cargo(env).args(["fmt", "--all", "--check"]),
+    );
+    tally.check_command(
+        "rustfmt: kmod (kernel style)",
+        Command::new("rustfmt")
+            .args(["--check", "--edition", "2021", "--config-path"])
+            .arg(env.kernel.src.join(".rustfmt.toml"))
+            .arg(env.root.join("kmod/rsheap_main.rs")),
+    );
+    tally.check_command(
+        "clippy: workspace, all targets, -D warnings",
+        cargo(env).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    let unit = cargo(env)
+        .args(["test", "--workspace", "--exclude", SUITES_PACKAGE])
+        .output();
+    match unit {
+        Ok(out) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let found = tally.add_libtest("host", &text);
+            if !found || !out.status.success() {
+                tally.record("host unit tests", false, &guest::tail(&text, 40));
+            } else {
+                println!("  ok    host unit and doc tests");
+            }
+        }
+        Err(err) => tally.record(
+            "host unit tests",
+            false,
+            &format!("could not run cargo: {err}"),
+        ),
+    }
+}
+
+/// Builds the suites' test binaries and returns (name, path) for each.
+fn suite_binaries(env: &Env) -> Result<Vec<(String, PathBuf)>> {
+    let out = cargo(env)
+        .args([
+            "test",
+            "--package",
+            SUITES_PACKAGE,
+            "--no-run",
+            "--message-format=json",
+        ])
+        .output()
+        .context("build the emulator suites")?;
+    if !out.status.success() {
+        bail!(
+            "cargo test --no-run failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut binaries = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(path), Some(name)) = (
+            message["executable"].as_str(),
+            message["target"]["name"].as_str(),
+        ) else {
+            continue;
+        };
+        if message["target"]["kind"][0] == "test" {
+            binaries.push((name.to_owned(), PathBuf::from(path)));
+        }
+    }
+    if binaries.is_empty() {
+        bail!("{SUITES_PACKAGE} has no test binaries");
+    }
+    binaries.sort();
+    Ok(binaries)
+}
+
+fn guest_suites(
+    env: &Env,
+    module: &std::path::Path,
+    suites: &[(String, PathBuf)],
+    tally: &mut Tally,
+) -> Result<()> {
+    let mut script = String::new();
+    script += &format!(
+        "insmod {} > insmod.log 2>&1; echo $? > insmod.status\n",
+        module.display()
+    );
+    script += &format!(
+        "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",
+        env.kernel.selftest.display()
+    );
+    for (name, path) in suites {
+        script += &format!(
+            "echo 'rig: suite {name}'\nRSHEAP_MODULE={} {} --test-threads=1 > suite-{name}.log 2>&1\n",
+            module.display(),
+            path.display()
+        );
+    }
+    // kmemleak only reports objects older than five seconds.
+    script += "sleep 6; echo scan > /sys/kernel/debug/kmemleak; cat /sys/kernel/debug/kmemleak > kmemleak.txt\n";
+
+    let run = guest::run(env, "test", &script, GUEST_TIMEOUT, Echo::Spinner)?;
+    if let Some(boot) = run.boot_seconds {
+        println!(
+            "  guest booted to its first command in {boot:.1} s (guest clock); whole run {}",
+            human_duration(run.wall)
+        );
+    }
+    let insmod_ok = run.read("insmod.status").trim() == "0";
+    tally.record("insmod rsheap.ko", insmod_ok, &run.read("insmod.log"));
+
+    let per_heap = tally.add_kselftest(&run.read("selftest.tap"));
+    for (heap, passed, failed) in &per_heap {
+        println!("  selftest summary: heap {heap}: {passed} passed, {failed} failed");
+    }
+    if !per_heap
+        .iter()
+        .any(|(heap, passed, failed)| heap == "rsheap" && *passed > 0 && *failed == 0)
+    {
+        tally.record(
+            "kselftest dmabuf-heaps covers rsheap",
+            false,
+            &run.read("selftest.tap"),
+        );
+    }
+
+    for (name, _) in suites {
+        let log = run.read(&format!("suite-{name}.log"));
+        if !tally.add_libtest(name, &log) {
+            tally.record(&format!("suite {name} ran"), false, &guest::tail(&log, 40));
+        } else {
+            print_libtest_lines(&log);
+        }
+    }
+    let kmemleak = run.read("kmemleak.txt");
+    tally.record(
+        "kmemleak reports nothing",
+        kmemleak.trim().is_empty(),
+        &kmemleak,
+    );
+    let splats = run.splats();
+    tally.record(
+        "guest kernel log has no splat",
+        splats.is_empty(),
+        &splats.join("\n"),
+    );
+    Ok(())
+}
+
+/// Echoes each libtest result line (`test name ... ok`).
+fn print_libtest_lines(log: &str) {
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix("test ") {
+            if let Some(name) = rest.strip_suffix(" ... ok") {
+                println!("  ok    {name}");
+            } else if let Some(name) = rest.strip_suffix(" ... FAILED") {
+                println!("  FAIL  {name}");
+            }
+        }
+    }
+}
