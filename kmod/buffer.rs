@@ -101,7 +101,11 @@ impl Buffer {
     /// Maps attachment `key` for DMA in direction `dir` and returns its table.
     ///
     /// The table stays valid until the attachment is unmapped or detached.
-    pub(crate) fn map(&self, key: usize, dir: bindings::dma_data_direction) -> Result<*mut bindings::sg_table> {
+    pub(crate) fn map(
+        &self,
+        key: usize,
+        dir: bindings::dma_data_direction,
+    ) -> Result<*mut bindings::sg_table> {
         let mut inner = self.inner.lock();
         let attachment = inner.attachments.get_mut(&key).ok_or(EINVAL)?;
         attachment.table.map(attachment.dev, dir)
@@ -114,8 +118,8 @@ impl Buffer {
         }
     }
 
-    /// Prepares the buffer for CPU access after device access in direction `dir`.
-    pub(crate) fn begin_cpu_access(&self, dir: bindings::dma_data_direction) {
+    /// Prepares the buffer for CPU access after device access.
+    pub(crate) fn begin_cpu_access(&self) {
         let mut inner = self.inner.lock();
         if let Some(vmap) = &inner.vmap {
             self.for_each_vmap_range(vmap, |addr, len| {
@@ -124,12 +128,12 @@ impl Buffer {
             });
         }
         for attachment in inner.attachments.values_mut() {
-            attachment.table.sync_for_cpu(dir);
+            attachment.table.sync_for_cpu();
         }
     }
 
-    /// Hands the buffer back to devices after CPU access in direction `dir`.
-    pub(crate) fn end_cpu_access(&self, dir: bindings::dma_data_direction) {
+    /// Hands the buffer back to devices after CPU access.
+    pub(crate) fn end_cpu_access(&self) {
         let mut inner = self.inner.lock();
         if let Some(vmap) = &inner.vmap {
             self.for_each_vmap_range(vmap, |addr, len| {
@@ -138,7 +142,7 @@ impl Buffer {
             });
         }
         for attachment in inner.attachments.values_mut() {
-            attachment.table.sync_for_device(dir);
+            attachment.table.sync_for_device();
         }
     }
 
@@ -169,7 +173,12 @@ impl Buffer {
         // lock is held.
         let (start, end, pgoff, prot) = unsafe {
             let anon = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
-            (anon.vm_start as usize, anon.vm_end as usize, (*vma).vm_pgoff as usize, (*vma).vm_page_prot)
+            (
+                anon.vm_start,
+                anon.vm_end,
+                (*vma).vm_pgoff,
+                (*vma).vm_page_prot,
+            )
         };
         let mut skip = pgoff;
         let mut addr = start;

@@ -44,7 +44,12 @@ impl Heap {
     }
 
     /// Allocates `len` bytes and exports them as a dma-buf opened with `fd_flags`.
-    pub(crate) fn allocate(&self, len: usize, fd_flags: u32, heap_flags: u64) -> Result<*mut DmaBuf> {
+    pub(crate) fn allocate(
+        &self,
+        len: usize,
+        fd_flags: u32,
+        heap_flags: u64,
+    ) -> Result<*mut DmaBuf> {
         if heap_flags != 0 {
             return Err(EINVAL);
         }
@@ -56,11 +61,11 @@ impl Heap {
         let buffer = Buffer::new(pages)?.into_foreign().cast_mut();
         // SAFETY: `buffer` is a live buffer whose ownership moves to the dma-buf on success;
         // `name` is static.
-        let dmabuf = unsafe { shim::rsheap_dmabuf_export(buffer, size, fd_flags, self.name.as_char_ptr()) };
-        from_err_ptr(dmabuf).map_err(|err| {
+        let dmabuf =
+            unsafe { shim::rsheap_dmabuf_export(buffer, size, fd_flags, self.name.as_char_ptr()) };
+        from_err_ptr(dmabuf).inspect_err(|_| {
             // SAFETY: The export failed, so `buffer` is still ours and nobody else has seen it.
             drop(unsafe { Pin::<KBox<Buffer>>::from_foreign(buffer) });
-            err
         })
     }
 }

@@ -7,7 +7,7 @@
 
 use kernel::bindings;
 use kernel::error::Error;
-use kernel::ffi::{c_int, c_ulong, c_void};
+use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 use kernel::types::ForeignOwnable;
 
@@ -41,13 +41,13 @@ fn to_errno(result: Result) -> c_int {
 #[no_mangle]
 unsafe extern "C" fn rsheap_heap_allocate(
     heap: *mut c_void,
-    len: c_ulong,
+    len: usize,
     fd_flags: u32,
     heap_flags: u64,
 ) -> *mut DmaBuf {
     // SAFETY: The caller guarantees `heap` is a static `Heap` registered by `Heap::register`.
     let heap = unsafe { &*heap.cast::<Heap>() };
-    heap.allocate(len as usize, fd_flags, heap_flags)
+    heap.allocate(len, fd_flags, heap_flags)
         .unwrap_or_else(Error::to_ptr)
 }
 
@@ -109,7 +109,8 @@ unsafe extern "C" fn rsheap_buffer_unmap(
     unsafe { borrow(buffer) }.unmap(key as usize)
 }
 
-/// `dma_buf_ops.begin_cpu_access`.
+/// `dma_buf_ops.begin_cpu_access`. The CPU's direction does not matter: devices are synced in
+/// the direction they mapped the buffer.
 ///
 /// # Safety
 ///
@@ -117,14 +118,14 @@ unsafe extern "C" fn rsheap_buffer_unmap(
 #[no_mangle]
 unsafe extern "C" fn rsheap_buffer_begin_cpu_access(
     buffer: *mut c_void,
-    dir: bindings::dma_data_direction,
+    _dir: bindings::dma_data_direction,
 ) -> c_int {
     // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
-    unsafe { borrow(buffer) }.begin_cpu_access(dir);
+    unsafe { borrow(buffer) }.begin_cpu_access();
     0
 }
 
-/// `dma_buf_ops.end_cpu_access`.
+/// `dma_buf_ops.end_cpu_access`. As for begin, devices are synced in their mapping's direction.
 ///
 /// # Safety
 ///
@@ -132,10 +133,10 @@ unsafe extern "C" fn rsheap_buffer_begin_cpu_access(
 #[no_mangle]
 unsafe extern "C" fn rsheap_buffer_end_cpu_access(
     buffer: *mut c_void,
-    dir: bindings::dma_data_direction,
+    _dir: bindings::dma_data_direction,
 ) -> c_int {
     // SAFETY: The caller guarantees `buffer` is live for the duration of the call.
-    unsafe { borrow(buffer) }.end_cpu_access(dir);
+    unsafe { borrow(buffer) }.end_cpu_access();
     0
 }
 

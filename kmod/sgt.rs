@@ -55,7 +55,10 @@ impl SgTable {
             }
         }
         // INVARIANT: All entries now point at the chunks of `pages`.
-        Ok(Self { table, mapped: None })
+        Ok(Self {
+            table,
+            mapped: None,
+        })
     }
 
     /// Maps the table for DMA by `dev` in direction `dir` and returns it for the importer.
@@ -86,18 +89,28 @@ impl SgTable {
     }
 
     /// Makes device writes visible to the CPU, if the table is mapped.
-    pub(crate) fn sync_for_cpu(&mut self, dir: bindings::dma_data_direction) {
+    ///
+    /// Syncs in the direction the device mapped the table, as the DMA API requires.
+    pub(crate) fn sync_for_cpu(&mut self) {
         if let Some(mapping) = self.mapped {
-            // SAFETY: By the type invariants the table is mapped for `mapping.dev`.
-            unsafe { shim::rsheap_dma_sync_sgtable_for_cpu(mapping.dev, &mut self.table, dir) };
+            // SAFETY: By the type invariants the table is mapped for `mapping.dev` and
+            // `mapping.dir`.
+            unsafe {
+                shim::rsheap_dma_sync_sgtable_for_cpu(mapping.dev, &mut self.table, mapping.dir)
+            };
         }
     }
 
     /// Makes CPU writes visible to the device, if the table is mapped.
-    pub(crate) fn sync_for_device(&mut self, dir: bindings::dma_data_direction) {
+    ///
+    /// Syncs in the direction the device mapped the table, as the DMA API requires.
+    pub(crate) fn sync_for_device(&mut self) {
         if let Some(mapping) = self.mapped {
-            // SAFETY: By the type invariants the table is mapped for `mapping.dev`.
-            unsafe { shim::rsheap_dma_sync_sgtable_for_device(mapping.dev, &mut self.table, dir) };
+            // SAFETY: By the type invariants the table is mapped for `mapping.dev` and
+            // `mapping.dir`.
+            unsafe {
+                shim::rsheap_dma_sync_sgtable_for_device(mapping.dev, &mut self.table, mapping.dir)
+            };
         }
     }
 }

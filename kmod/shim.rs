@@ -37,7 +37,11 @@ extern "C" {
     fn rsheap_totalram_pages() -> c_ulong;
     fn rsheap_fatal_signal_pending() -> bool;
     fn rsheap_cond_resched();
-    pub(crate) fn rsheap_sg_set_page(sg: *mut bindings::scatterlist, page: *mut bindings::page, len: c_uint);
+    pub(crate) fn rsheap_sg_set_page(
+        sg: *mut bindings::scatterlist,
+        page: *mut bindings::page,
+        len: c_uint,
+    );
     pub(crate) fn rsheap_page_to_pfn(page: *mut bindings::page) -> c_ulong;
     pub(crate) fn rsheap_dma_unmap_sgtable(
         dev: *mut bindings::device,

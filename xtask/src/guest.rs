@@ -29,21 +29,27 @@ const SPLAT_MARKERS: &[&str] = &[
     "Kernel panic",
     "general protection fault",
     "Call Trace:",
+    // lockdep
     "possible circular locking dependency",
     "possible recursive locking",
     "inconsistent lock state",
+    "possible irq lock inversion",
+    "bad unlock balance",
+    "lock held when returning to user space",
     "suspicious RCU usage",
-    "lockdep",
+    "lockdep is turned off",
+    // kmemleak, sanitizers, watchdogs (DMA-API debugging reports through WARN)
+    "suspected memory leaks",
+    "unreferenced object",
     "KASAN:",
     "UBSAN:",
-    "DMA-API:",
-    "kmemleak:",
-    "unreferenced object",
     "soft lockup",
-    "hung_task",
+    "blocked for more than",
+    // binder
     "BC_FREE_BUFFER",
-    "rsheap: vunmap",
-    "rsheap: releasing",
+    // rsheap's own reports of importer misuse
+    "rsheap: vunmap of a buffer",
+    "rsheap: releasing a buffer",
 ];
 
 /// What one boot produced.
@@ -171,6 +177,8 @@ pub fn run(
         }
         for line in follower.new_lines() {
             match &bar {
+                // Without a terminal the spinner is hidden; the rig's own step lines still show.
+                Some(bar) if bar.is_hidden() && line.starts_with("rig: ") => println!("  {line}"),
                 Some(bar) => bar.set_message(line),
                 None if !line.starts_with('[') => println!("{line}"),
                 None => {}

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// How often a step without a terminal reports that it is still going.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+
 /// A spinner for a step that takes a while.
 pub fn spinner(message: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
@@ -40,11 +43,21 @@ pub fn run_logged(what: &str, command: &mut Command, log: &Path) -> Result<Durat
             .collect::<Vec<_>>()
     });
     let mut lines = 0u64;
+    // Without a terminal (CI logs) the spinner is hidden: print a line a minute instead.
+    let mut next_report = Instant::now() + REPORT_EVERY;
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line?;
         lines += 1;
         writeln!(file, "{line}")?;
         bar.set_message(format!("{lines:>6} | {}", line.trim()));
+        if bar.is_hidden() && Instant::now() > next_report {
+            println!(
+                "  {what}: {} so far, {lines} lines | {}",
+                human_duration(start.elapsed()),
+                line.trim()
+            );
+            next_report += REPORT_EVERY;
+        }
     }
     let stderr_lines = err_thread.join().unwrap_or_default();
     for line in &stderr_lines {

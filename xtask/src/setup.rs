@@ -17,6 +17,7 @@ const APT_PACKAGES: &[&str] = &[
     "bison",
     "flex",
     "cpio",
+    "patch",
     "xz-utils",
     "libelf-dev",
     "libssl-dev",
@@ -26,9 +27,10 @@ const APT_PACKAGES: &[&str] = &[
     "rust-web-src",
     "rust-web-clippy",
     "libclang-dev",
-    // The emulator and the guest's init.
+    // The emulator, the guest's init, and module loading in the guest.
     "qemu-system-x86",
     "busybox-static",
+    "kmod",
 ];
 
 /// The bindgen the 6.12 kernel's Rust build is known to work with; Debian's is too old.
