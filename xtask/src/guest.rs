@@ -317,3 +317,41 @@ fn initramfs(env: &Env) -> Result<PathBuf> {
     std::fs::remove_dir_all(&staging)?;
     Ok(cpio)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with_dmesg(dmesg: &str) -> GuestRun {
+        GuestRun {
+            dir: PathBuf::new(),
+            console: String::new(),
+            dmesg: dmesg.to_owned(),
+            exit_status: Some(0),
+            boot_seconds: None,
+            wall: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn boot_messages_of_the_checkers_are_not_splats() {
+        let dmesg = "[    1.0] rcu: \tRCU lockdep checking is enabled.\n\
+                     [    1.9] DMA-API: preallocated 65536 debug entries\n\
+                     [    1.9] DMA-API: debugging enabled by kernel config\n\
+                     [    4.2] kmemleak: Kernel memory leak detector initialized (mem pool available: 15788)\n";
+        assert!(run_with_dmesg(dmesg).splats().is_empty());
+    }
+
+    #[test]
+    fn warnings_lockdep_and_leaks_are_splats() {
+        for line in [
+            "[   10.0] WARNING: CPU: 1 PID: 80 at kernel/dma/debug.c:1061 check_unmap+0x6b/0x8f0",
+            "[   10.0] WARNING: possible circular locking dependency detected",
+            "[   10.0] BUG: sleeping function called from invalid context at mm/page_alloc.c:4500",
+            "[   10.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+            "[   10.0] binder: 81:81 BC_FREE_BUFFER u0000000000000000 no match",
+        ] {
+            assert_eq!(run_with_dmesg(line).splats().len(), 1, "{line}");
+        }
+    }
+}

@@ -143,3 +143,29 @@ fn count(summary: &str, label: &str) -> usize {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summaries_add_up() {
+        let mut tally = Tally::default();
+        let output = "test a ... ok\ntest b ... FAILED\n\
+                      test result: FAILED. 5 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out\n\
+                      test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert!(tally.add_libtest("suite", output));
+        assert_eq!((tally.passed, tally.failed, tally.skipped), (8, 1, 2));
+        assert_eq!(tally.failures, ["suite: b"]);
+    }
+
+    #[test]
+    fn kselftest_results_are_counted_per_heap() {
+        let mut tally = Tally::default();
+        let tap = "# Testing heap: rsheap\nok 1 Import buffer 0\nnot ok 2 sync failed\n\
+                   # Testing heap: system\nok 3 Import buffer 0\nok 4 Could not open vgem # SKIP\n";
+        let per_heap = tally.add_kselftest(tap);
+        assert_eq!(per_heap, [("rsheap".to_owned(), 1, 1), ("system".to_owned(), 1, 0)]);
+        assert_eq!((tally.passed, tally.failed, tally.skipped), (2, 1, 1));
+    }
+}
