@@ -165,7 +165,10 @@ mod tests {
         let tap = "# Testing heap: rsheap\nok 1 Import buffer 0\nnot ok 2 sync failed\n\
                    # Testing heap: system\nok 3 Import buffer 0\nok 4 Could not open vgem # SKIP\n";
         let per_heap = tally.add_kselftest(tap);
-        assert_eq!(per_heap, [("rsheap".to_owned(), 1, 1), ("system".to_owned(), 1, 0)]);
+        assert_eq!(
+            per_heap,
+            [("rsheap".to_owned(), 1, 1), ("system".to_owned(), 1, 0)]
+        );
         assert_eq!((tally.passed, tally.failed, tally.skipped), (2, 1, 1));
     }
 }
