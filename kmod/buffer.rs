@@ -2,6 +2,9 @@
 
 //! One exported dma-buf: its pages, its device attachments and its kernel mapping.
 //!
+//! Buffers of an uncached heap skip CPU cache maintenance (the pages were flushed at
+//! allocation) and are mapped write-combined, for the CPU and in the kernel.
+//!
 //! # Locking
 //!
 //! Each buffer has one mutex, [`Buffer::inner`], the innermost lock rsheap takes. The dma-buf
@@ -19,9 +22,11 @@ use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
 use kernel::sync::Mutex;
 
+use crate::heap::{Caching, Heap};
 use crate::pages::PageSet;
 use crate::sgt::SgTable;
 use crate::shim;
+use kernel::sync::Arc;
 
 /// A device attached to a buffer.
 struct Attachment {
@@ -53,18 +58,27 @@ struct BufferInner {
 unsafe impl Send for BufferInner {}
 
 /// A buffer exported as a dma-buf; `dma_buf->priv` points at it.
+///
+/// # Invariants
+///
+/// `pages` holds the buffer's memory until the buffer drops, when it goes back to the heap's
+/// pools; the heap counts the buffer in its statistics for as long as it lives.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Buffer {
+    heap: Arc<Heap>,
     pages: PageSet,
     #[pin]
     inner: Mutex<BufferInner>,
 }
 
 impl Buffer {
-    /// Wraps freshly allocated pages in a new buffer.
-    pub(crate) fn new(pages: PageSet) -> Result<Pin<KBox<Self>>> {
-        KBox::pin_init(
+    /// Wraps freshly allocated pages of `heap` in a new buffer.
+    pub(crate) fn new(pages: PageSet, heap: Arc<Heap>) -> Result<Pin<KBox<Self>>> {
+        let size = pages.size();
+        let owner = heap.clone();
+        let buffer = KBox::pin_init(
             pin_init!(Self {
+                heap: owner,
                 pages,
                 inner <- new_mutex!(
                     BufferInner { attachments: RBTree::new(), vmap: None },
@@ -72,7 +86,14 @@ impl Buffer {
                 ),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        // INVARIANT: Counted from here until drop.
+        heap.buffer_created(size);
+        Ok(buffer)
+    }
+
+    fn uncached(&self) -> bool {
+        self.heap.caching() == Caching::Uncached
     }
 
     /// The buffer's size in bytes.
@@ -108,7 +129,14 @@ impl Buffer {
     ) -> Result<*mut bindings::sg_table> {
         let mut inner = self.inner.lock();
         let attachment = inner.attachments.get_mut(&key).ok_or(EINVAL)?;
-        attachment.table.map(attachment.dev, dir)
+        // Uncached pages have no dirty lines to maintain.
+        let attrs = if self.uncached() {
+            bindings::DMA_ATTR_SKIP_CPU_SYNC as usize
+        } else {
+            0
+        };
+        // The dma-buf core keeps `dev` alive until detach, which unmaps first.
+        attachment.table.map(attachment.dev, dir, attrs)
     }
 
     /// Undoes [`Self::map`] for attachment `key`.
@@ -120,6 +148,9 @@ impl Buffer {
 
     /// Prepares the buffer for CPU access after device access.
     pub(crate) fn begin_cpu_access(&self) {
+        if self.uncached() {
+            return;
+        }
         let mut inner = self.inner.lock();
         if let Some(vmap) = &inner.vmap {
             self.for_each_vmap_range(vmap, |addr, len| {
@@ -134,6 +165,9 @@ impl Buffer {
 
     /// Hands the buffer back to devices after CPU access.
     pub(crate) fn end_cpu_access(&self) {
+        if self.uncached() {
+            return;
+        }
         let mut inner = self.inner.lock();
         if let Some(vmap) = &inner.vmap {
             self.for_each_vmap_range(vmap, |addr, len| {
@@ -179,6 +213,12 @@ impl Buffer {
                 (*vma).vm_pgoff,
                 (*vma).vm_page_prot,
             )
+        };
+        let prot = if self.uncached() {
+            // SAFETY: Only computes a protection value.
+            unsafe { shim::rsheap_pgprot_writecombine(prot) }
+        } else {
+            prot
         };
         let mut skip = pgoff;
         let mut addr = start;
@@ -228,7 +268,7 @@ impl Buffer {
         let count = u32::try_from(count).map_err(|_| ENOMEM)?;
         // SAFETY: `pages` holds `count` valid pages, all owned by this buffer, which outlives
         // the mapping (it is unmapped in `vunmap` or drop).
-        let addr = unsafe { shim::rsheap_vmap(pages.as_mut_ptr(), count) };
+        let addr = unsafe { shim::rsheap_vmap(pages.as_mut_ptr(), count, self.uncached()) };
         let addr = NonNull::new(addr).ok_or(ENOMEM)?;
         // INVARIANT: A fresh mapping of all pages with one user.
         inner.vmap = Some(KernelMapping { addr, users: 1 });
@@ -261,5 +301,9 @@ impl PinnedDrop for Buffer {
             // SAFETY: By the type invariants `addr` came from `vmap`; the buffer is going away.
             unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
         }
+        // SAFETY: `pages` is not structurally pinned; nothing else refers to it any more.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.heap.buffer_released(this.pages.size());
+        this.heap.pools().defer_free(this.pages.take_chunks());
     }
 }

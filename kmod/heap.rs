@@ -2,50 +2,122 @@
 
 //! The heaps rsheap registers with the dma-heap core, and allocation into a new dma-buf.
 //!
+//! `rsheap` hands out cached memory with CPU-access sync. `rsheap-uncached` follows the
+//! Android common kernel's `system-uncached`: write-combined CPU mappings, no CPU-access sync,
+//! and pages flushed from the CPU caches once, at allocation.
+//!
 //! The core has already validated the request by the time [`Heap::allocate`] runs: `fd` is
 //! zero, `fd_flags` holds only `O_CLOEXEC` and access modes, `heap_flags` is zero, and the
 //! length is page-aligned and non-zero. What is left is a size no machine can satisfy, which
 //! fails at once with `ENOMEM` instead of draining memory into the OOM killer.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+use kernel::bindings;
 use kernel::error::from_err_ptr;
-use kernel::ffi::c_void;
 use kernel::page::PAGE_SHIFT;
 use kernel::prelude::*;
 use kernel::str::CStr;
+use kernel::sync::Arc;
 use kernel::types::ForeignOwnable;
 
 use crate::buffer::Buffer;
 use crate::pages::PageSet;
+use crate::pool::Pools;
+use crate::sgt::SgTable;
 use crate::shim::{self, DmaBuf};
+
+/// How a heap's buffers are seen by the CPU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caching {
+    /// Cached CPU mappings, kept coherent by CPU-access sync.
+    Cached,
+    /// Write-combined CPU mappings and no CPU-access sync.
+    Uncached,
+}
+
+/// Live buffers of one heap.
+#[derive(Default)]
+pub(crate) struct HeapStats {
+    pub(crate) buffers: AtomicUsize,
+    pub(crate) bytes: AtomicUsize,
+}
 
 /// A dma-buf heap, exposed as `/dev/dma_heap/<name>`.
 ///
 /// # Invariants
 ///
+/// `dma_dev` is a device that lives as long as the module, used to flush uncached pages.
 /// Once registered, a heap is never removed: the dma-heap core has no way to, so the shim pins
-/// the module and heaps live in statics.
+/// the module and the core keeps a reference to the heap forever.
 pub(crate) struct Heap {
     name: &'static CStr,
+    caching: Caching,
+    pools: Arc<Pools>,
+    dma_dev: *mut bindings::device,
+    account: bool,
+    pub(crate) stats: HeapStats,
 }
 
+// SAFETY: `dma_dev` is only passed to the DMA API, which may be called from any thread; the
+// rest is immutable or atomic.
+unsafe impl Send for Heap {}
+// SAFETY: As above, shared references only read or use atomics.
+unsafe impl Sync for Heap {}
+
 impl Heap {
-    /// A heap named `name`, not yet registered.
-    pub(crate) const fn new(name: &'static CStr) -> Self {
-        Self { name }
+    /// A heap named `name`, not yet registered. `account` charges pages to memory cgroups.
+    pub(crate) fn new(
+        name: &'static CStr,
+        caching: Caching,
+        pools: Arc<Pools>,
+        dma_dev: *mut bindings::device,
+        account: bool,
+    ) -> Result<Arc<Self>> {
+        // INVARIANT: The caller passes the module's DMA device.
+        Ok(Arc::new(
+            Self {
+                name,
+                caching,
+                pools,
+                dma_dev,
+                account,
+                stats: HeapStats::default(),
+            },
+            GFP_KERNEL,
+        )?)
     }
 
-    /// Registers the heap with the dma-heap core.
-    pub(crate) fn register(&'static self) -> Result {
-        let this = (self as *const Self).cast_mut().cast::<c_void>();
-        // SAFETY: `name` is a static NUL-terminated string, and `this` is a static heap that
-        // the C side only hands back to `rsheap_heap_allocate`, which reads it.
-        from_err_ptr(unsafe { shim::rsheap_heap_add(self.name.as_char_ptr(), this) })?;
-        Ok(())
+    /// The heap's name.
+    pub(crate) fn name(&self) -> &'static CStr {
+        self.name
+    }
+
+    /// How the CPU sees this heap's buffers.
+    pub(crate) fn caching(&self) -> Caching {
+        self.caching
+    }
+
+    /// The pools this heap's pages come from and return to.
+    pub(crate) fn pools(&self) -> &Arc<Pools> {
+        &self.pools
+    }
+
+    /// Registers the heap with the dma-heap core, which keeps a reference for good.
+    pub(crate) fn register(self: &Arc<Self>) -> Result {
+        let this = self.clone().into_foreign().cast_mut();
+        // SAFETY: `name` is a static NUL-terminated string, and `this` is a reference to the
+        // heap that the C side only hands back to `rsheap_heap_allocate`.
+        let result = from_err_ptr(unsafe { shim::rsheap_heap_add(self.name.as_char_ptr(), this) });
+        if result.is_err() {
+            // SAFETY: Registration failed, so nothing else holds `this`.
+            drop(unsafe { Arc::<Self>::from_foreign(this) });
+        }
+        result.map(drop)
     }
 
     /// Allocates `len` bytes and exports them as a dma-buf opened with `fd_flags`.
     pub(crate) fn allocate(
-        &self,
+        self: &Arc<Self>,
         len: usize,
         fd_flags: u32,
         heap_flags: u64,
@@ -56,9 +128,12 @@ impl Heap {
         if len > shim::totalram_pages() << PAGE_SHIFT {
             return Err(ENOMEM);
         }
-        let pages = PageSet::alloc(len)?;
+        let pages = PageSet::alloc(len, &self.pools, self.account)?;
+        if self.caching == Caching::Uncached {
+            self.flush(&pages)?;
+        }
         let size = pages.size();
-        let buffer = Buffer::new(pages)?.into_foreign().cast_mut();
+        let buffer = Buffer::new(pages, self.clone())?.into_foreign().cast_mut();
         // SAFETY: `buffer` is a live buffer whose ownership moves to the dma-buf on success;
         // `name` is static.
         let dmabuf =
@@ -67,5 +142,30 @@ impl Heap {
             // SAFETY: The export failed, so `buffer` is still ours and nobody else has seen it.
             drop(unsafe { Pin::<KBox<Buffer>>::from_foreign(buffer) });
         })
+    }
+
+    /// Writes `pages` back from the CPU caches, so a write-combined mapping sees no stale
+    /// lines, by mapping them for DMA once.
+    fn flush(&self, pages: &PageSet) -> Result {
+        let mut table = SgTable::new(pages)?;
+        // By the type invariants `dma_dev` outlives the mapping, which `table` drops at once.
+        table.map(
+            self.dma_dev,
+            bindings::dma_data_direction_DMA_BIDIRECTIONAL,
+            0,
+        )?;
+        Ok(())
+    }
+
+    /// Counts a new buffer of `size` bytes.
+    pub(crate) fn buffer_created(&self, size: usize) {
+        self.stats.buffers.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// Counts a released buffer of `size` bytes.
+    pub(crate) fn buffer_released(&self, size: usize) {
+        self.stats.buffers.fetch_sub(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_sub(size, Ordering::Relaxed);
     }
 }

@@ -11,9 +11,13 @@ use kernel::ffi::{c_int, c_void};
 use kernel::prelude::*;
 use kernel::types::ForeignOwnable;
 
+use kernel::sync::Arc;
+
 use crate::buffer::Buffer;
 use crate::heap::Heap;
+use crate::pool::Pools;
 use crate::shim::DmaBuf;
+use crate::stats::Inventory;
 
 /// Borrows the buffer behind `dma_buf->priv`.
 ///
@@ -45,8 +49,9 @@ unsafe extern "C" fn rsheap_heap_allocate(
     fd_flags: u32,
     heap_flags: u64,
 ) -> *mut DmaBuf {
-    // SAFETY: The caller guarantees `heap` is a static `Heap` registered by `Heap::register`.
-    let heap = unsafe { &*heap.cast::<Heap>() };
+    // SAFETY: The caller guarantees `heap` is the reference `Heap::register` gave the core,
+    // which keeps it for good.
+    let heap: Arc<Heap> = unsafe { <Arc<Heap> as ForeignOwnable>::borrow(heap) }.into();
     heap.allocate(len, fd_flags, heap_flags)
         .unwrap_or_else(Error::to_ptr)
 }
@@ -189,4 +194,45 @@ unsafe extern "C" fn rsheap_buffer_release(buffer: *mut c_void) {
     // SAFETY: The core calls release once, after the last reference to the dma-buf is gone,
     // so ownership of the `into_foreign` pointer comes back here.
     drop(unsafe { <Pin<KBox<Buffer>> as ForeignOwnable>::from_foreign(buffer) });
+}
+
+/// Shrinker `count_objects`.
+///
+/// # Safety
+///
+/// `pools` must be the private data this module gave the shrinker.
+#[no_mangle]
+unsafe extern "C" fn rsheap_pools_count(pools: *mut c_void) -> usize {
+    // SAFETY: The caller guarantees `pools` is the `Arc<Pools>` the shrinker was given, which
+    // is never released.
+    unsafe { <Arc<Pools> as ForeignOwnable>::borrow(pools) }.shrink_count()
+}
+
+/// Shrinker `scan_objects`.
+///
+/// # Safety
+///
+/// `pools` must be the private data this module gave the shrinker.
+#[no_mangle]
+unsafe extern "C" fn rsheap_pools_scan(pools: *mut c_void, nr_to_scan: usize) -> usize {
+    // SAFETY: As for `rsheap_pools_count`.
+    unsafe { <Arc<Pools> as ForeignOwnable>::borrow(pools) }.shrink_scan(nr_to_scan)
+}
+
+/// The debugfs stats file's `show`.
+///
+/// # Safety
+///
+/// `inventory` must be the private data this module gave the file, and `seq` the seq_file
+/// being shown.
+#[no_mangle]
+unsafe extern "C" fn rsheap_stats_show(
+    inventory: *mut c_void,
+    seq: *mut bindings::seq_file,
+) -> c_int {
+    // SAFETY: The caller guarantees `inventory` is the leaked `KBox<Inventory>` given to
+    // debugfs, which lives for good.
+    let inventory = unsafe { <KBox<Inventory> as ForeignOwnable>::borrow(inventory) };
+    // SAFETY: The caller guarantees `seq` is in a `show` call.
+    to_errno(unsafe { inventory.show(seq) })
 }

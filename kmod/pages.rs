@@ -3,8 +3,10 @@
 //! The physical memory of one buffer: physically contiguous chunks, largest first.
 //!
 //! Chunks are 1 MiB, 64 KiB or one base page, whatever the base page size, as the sizes IOMMUs
-//! map cheaply. High orders are tried without reclaim, retries or warnings, so a fragmented
-//! system falls back to smaller chunks instead of stalling; only base pages may reclaim.
+//! map cheaply. Each chunk comes from its order's pool if it has one (already zeroed), else
+//! from the page allocator with `__GFP_ZERO`. High orders are tried without reclaim, retries
+//! or warnings, so a fragmented system falls back to smaller chunks instead of stalling; only
+//! base pages may reclaim.
 
 use core::ptr::NonNull;
 use kernel::alloc::KVVec;
@@ -12,16 +14,17 @@ use kernel::bindings;
 use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use kernel::prelude::*;
 
+use crate::pool::Pools;
 use crate::shim;
 
 /// Order of a 1 MiB chunk.
 const ORDER_1M: u32 = 20 - PAGE_SHIFT as u32;
 /// Order of a 64 KiB chunk.
 const ORDER_64K: u32 = 16 - PAGE_SHIFT as u32;
-/// The chunk orders tried, largest first.
-const ORDERS: [u32; 3] = [ORDER_1M, ORDER_64K, 0];
+/// The chunk orders, largest first.
+pub(crate) const ORDERS: [u32; 3] = [ORDER_1M, ORDER_64K, 0];
 
-/// A block of `1 << order` physically contiguous, zeroed pages.
+/// A block of `1 << order` physically contiguous pages.
 ///
 /// # Invariants
 ///
@@ -46,9 +49,34 @@ impl Chunk {
         NonNull::new(page).map(|page| Self { page, order })
     }
 
+    /// Rebuilds a chunk given up by [`Chunk::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `page` and `order` must come from one call to `into_raw`, and ownership of the block
+    /// moves to the new chunk.
+    pub(crate) unsafe fn from_raw(page: *mut bindings::page, order: u32) -> Self {
+        // SAFETY: The caller guarantees `page` came from a chunk, which is never null.
+        let page = unsafe { NonNull::new_unchecked(page) };
+        // INVARIANT: The caller hands over a block of `order` that `into_raw` gave up.
+        Self { page, order }
+    }
+
+    /// Gives up ownership of the block without freeing it; see [`Chunk::from_raw`].
+    pub(crate) fn into_raw(self) -> *mut bindings::page {
+        let page = self.page.as_ptr();
+        core::mem::forget(self);
+        page
+    }
+
     /// The first page of the chunk.
     pub(crate) fn page(&self) -> *mut bindings::page {
         self.page.as_ptr()
+    }
+
+    /// The chunk's order.
+    pub(crate) fn order(&self) -> u32 {
+        self.order
     }
 
     /// The number of base pages in the chunk.
@@ -64,7 +92,29 @@ impl Chunk {
     /// The page frame number of the chunk's first page.
     pub(crate) fn pfn(&self) -> usize {
         // SAFETY: By the type invariants `page` is a valid page.
-        unsafe { shim::rsheap_page_to_pfn(self.page.as_ptr()) as usize }
+        unsafe { shim::rsheap_page_to_pfn(self.page.as_ptr()) }
+    }
+
+    /// Fills the chunk with zeroes. May sleep.
+    pub(crate) fn zero(&self) {
+        for i in 0..self.page_count() {
+            // SAFETY: By the type invariants the chunk owns `page_count()` pages starting at
+            // `page`, whose struct pages are contiguous within the block.
+            unsafe { shim::rsheap_clear_page(self.page.as_ptr().add(i)) };
+        }
+    }
+
+    /// Counts the chunk as reclaimable kernel memory while it sits in a pool (`true`), or
+    /// stops counting it (`false`), so `MemAvailable` includes pooled pages.
+    pub(crate) fn account_reclaimable(&self, pooled: bool) {
+        let pages = self.page_count() as isize;
+        // SAFETY: By the type invariants `page` is a valid page.
+        unsafe {
+            shim::rsheap_account_reclaimable(
+                self.page.as_ptr(),
+                if pooled { pages } else { -pages },
+            )
+        };
     }
 }
 
@@ -80,21 +130,28 @@ impl Drop for Chunk {
 ///
 /// # Invariants
 ///
-/// The chunks' lengths add up to `size`, a non-zero multiple of the page size.
+/// Until [`PageSet::take_chunks`], the chunks' lengths add up to `size`, a non-zero multiple of
+/// the page size.
 pub(crate) struct PageSet {
     chunks: KVVec<Chunk>,
     size: usize,
 }
 
 impl PageSet {
-    /// Allocates `size` bytes (a non-zero multiple of the page size) of zeroed memory.
+    /// Allocates `size` bytes (a non-zero multiple of the page size) of zeroed memory, taking
+    /// chunks from `pools` first. `account` charges new pages to the caller's memory cgroup.
     ///
     /// Fails with `EINTR` if the caller gets a fatal signal and `ENOMEM` when memory runs out;
     /// everything allocated so far is freed on both paths.
-    pub(crate) fn alloc(size: usize) -> Result<Self> {
+    pub(crate) fn alloc(size: usize, pools: &Pools, account: bool) -> Result<Self> {
         if size == 0 || size % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
+        let account = if account {
+            1 << bindings::___GFP_ACCOUNT_BIT
+        } else {
+            0
+        };
         let mut chunks = KVVec::new();
         let mut remaining = size;
         let mut max_order = ORDERS[0];
@@ -102,7 +159,7 @@ impl PageSet {
             if shim::fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let chunk = Self::alloc_largest(remaining, max_order).ok_or(ENOMEM)?;
+            let chunk = Self::alloc_largest(remaining, max_order, pools, account).ok_or(ENOMEM)?;
             // Orders only go down: if a larger order failed once, it will fail again.
             max_order = chunk.order;
             remaining -= chunk.len();
@@ -114,25 +171,38 @@ impl PageSet {
         Ok(Self { chunks, size })
     }
 
-    /// Allocates the largest chunk that fits in `remaining` with an order of at most
-    /// `max_order`.
-    fn alloc_largest(remaining: usize, max_order: u32) -> Option<Chunk> {
+    /// The largest chunk that fits in `remaining` with an order of at most `max_order`, from
+    /// its pool or else the page allocator.
+    fn alloc_largest(
+        remaining: usize,
+        max_order: u32,
+        pools: &Pools,
+        account: bindings::gfp_t,
+    ) -> Option<Chunk> {
         ORDERS
             .iter()
             .filter(|&&order| order <= max_order && PAGE_SIZE << order <= remaining)
             .find_map(|&order| {
-                let gfp = if order > 0 {
-                    shim::gfp_high_order()
-                } else {
-                    shim::gfp_low_order()
-                };
-                Chunk::alloc(order, gfp)
+                pools.take(order).or_else(|| {
+                    let gfp = if order > 0 {
+                        shim::gfp_high_order()
+                    } else {
+                        shim::gfp_low_order()
+                    };
+                    Chunk::alloc(order, gfp | account)
+                })
             })
     }
 
     /// The chunks, in the order they back the buffer.
     pub(crate) fn chunks(&self) -> &[Chunk] {
         &self.chunks
+    }
+
+    /// Takes the chunks out, to free or pool them; the set is left empty. Only for the
+    /// owner's teardown.
+    pub(crate) fn take_chunks(&mut self) -> KVVec<Chunk> {
+        core::mem::replace(&mut self.chunks, KVVec::new())
     }
 
     /// The total size in bytes.

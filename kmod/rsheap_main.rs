@@ -1,41 +1,98 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! rsheap: a dma-buf system heap for camera and NPU pipelines.
+//! rsheap: dma-buf system heaps for camera and NPU pipelines.
 //!
-//! Registers `/dev/dma_heap/rsheap`, which hands out zeroed system memory in 1 MiB, 64 KiB and
-//! base-page chunks as dma-bufs with CPU mmap, kernel vmap, device attach/map and CPU-access
-//! sync. The Rust core holds all policy; `rsheap_shim.c` holds only what the 6.12 `kernel`
-//! crate cannot express (ops tables, static inlines, namespace imports).
+//! Registers `/dev/dma_heap/rsheap` (cached) and `/dev/dma_heap/rsheap-uncached`, which hand
+//! out zeroed system memory in 1 MiB, 64 KiB and base-page chunks as dma-bufs with CPU mmap
+//! (one mapping call per chunk), kernel vmap, device attach/map and CPU-access sync. Freed
+//! pages are zeroed by a worker and pooled per order, so warm allocations skip both the page
+//! allocator and zeroing; a shrinker gives pooled pages back under memory pressure.
+//!
+//! The Rust core holds all policy; `rsheap_shim.c` holds only what the 6.12 `kernel` crate
+//! cannot express (ops tables, static inlines, module parameters, debugfs and shrinker
+//! registration, namespace imports).
 
 use kernel::c_str;
 use kernel::prelude::*;
+use kernel::types::ForeignOwnable;
 
 mod buffer;
 mod heap;
 mod ops;
 mod pages;
+mod pool;
 mod sgt;
 mod shim;
+mod stats;
 
-use heap::Heap;
+use heap::{Caching, Heap};
+use pool::Pools;
+use shim::DmaDevice;
+use stats::Inventory;
 
 module! {
     type: RsheapModule,
     name: "rsheap",
     author: "rsheap developers",
-    description: "dma-buf system heap for camera and NPU pipelines",
+    description: "dma-buf system heaps for camera and NPU pipelines",
     license: "GPL",
 }
-
-/// The cached system heap.
-static RSHEAP: Heap = Heap::new(c_str!("rsheap"));
 
 struct RsheapModule;
 
 impl kernel::Module for RsheapModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        RSHEAP.register()?;
-        pr_info!("registered /dev/dma_heap/rsheap\n");
+        let accounting = shim::mem_accounting();
+        let limit = shim::pool_limit_mb().map_or_else(pool::default_limit_pages, pool::mb_to_pages);
+        let pools = Pools::new(limit, !accounting)?;
+        let dma_dev = DmaDevice::create()?;
+        let cached = Heap::new(
+            c_str!("rsheap"),
+            Caching::Cached,
+            pools.clone(),
+            dma_dev.as_raw(),
+            accounting,
+        )?;
+        let uncached = Heap::new(
+            c_str!("rsheap-uncached"),
+            Caching::Uncached,
+            pools.clone(),
+            dma_dev.as_raw(),
+            accounting,
+        )?;
+
+        // Once a heap is registered the module can never unload, so nothing below fails init.
+        cached.register()?;
+        // The heaps use the device for as long as the module lives.
+        dma_dev.leak();
+        let uncached = match uncached.register() {
+            Ok(()) => Some(uncached),
+            Err(err) => {
+                pr_err!("cannot register rsheap-uncached: {:?}\n", err);
+                None
+            }
+        };
+
+        // SAFETY: The pools are leaked to the shrinker, which uses them for good.
+        if unsafe { shim::rsheap_shrinker_register(pools.clone().into_foreign().cast_mut()) }
+            .is_null()
+        {
+            pr_warn!("no shrinker: pooled pages are only freed by the pool limit\n");
+        }
+        match KBox::new(
+            Inventory {
+                pools,
+                cached,
+                uncached,
+            },
+            GFP_KERNEL,
+        ) {
+            // SAFETY: The inventory is leaked to debugfs, which uses it for good.
+            Ok(inventory) => unsafe {
+                shim::rsheap_debugfs_create(inventory.into_foreign().cast_mut())
+            },
+            Err(_) => pr_warn!("no memory for the debugfs stats\n"),
+        }
         Ok(Self)
     }
 }

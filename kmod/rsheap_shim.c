@@ -10,6 +10,7 @@
  * Rust.
  */
 
+#include <linux/debugfs.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-heap.h>
 #include <linux/dma-mapping.h>
@@ -18,14 +19,40 @@
 #include <linux/iosys-map.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/platform_device.h>
 #include <linux/scatterlist.h>
 #include <linux/sched/signal.h>
+#include <linux/seq_file.h>
+#include <linux/shrinker.h>
 #include <linux/vmalloc.h>
+#include <linux/vmstat.h>
 
 #include "rsheap_shim.h"
 
 MODULE_IMPORT_NS(DMA_BUF);
 MODULE_IMPORT_NS(DMA_BUF_HEAP);
+
+/* Module parameters: the 6.12 Rust module! macro has none. */
+
+static bool mem_accounting;
+module_param(mem_accounting, bool, 0444);
+MODULE_PARM_DESC(mem_accounting,
+		 "Charge buffer pages to the allocating memory cgroup; pages are then not pooled (default: off)");
+
+static int pool_limit_mb = -1;
+module_param(pool_limit_mb, int, 0444);
+MODULE_PARM_DESC(pool_limit_mb,
+		 "Page pool budget in MiB: -1 for a quarter of RAM (default), 0 for no pool");
+
+bool rsheap_param_mem_accounting(void)
+{
+	return mem_accounting;
+}
+
+int rsheap_param_pool_limit_mb(void)
+{
+	return pool_limit_mb;
+}
 
 /* dma_heap_ops */
 
@@ -197,9 +224,9 @@ unsigned long rsheap_page_to_pfn(struct page *page)
 }
 
 void rsheap_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt,
-			      enum dma_data_direction dir)
+			      enum dma_data_direction dir, unsigned long attrs)
 {
-	dma_unmap_sgtable(dev, sgt, dir, 0);
+	dma_unmap_sgtable(dev, sgt, dir, attrs);
 }
 
 void rsheap_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
@@ -215,9 +242,27 @@ void rsheap_dma_sync_sgtable_for_device(struct device *dev,
 	dma_sync_sgtable_for_device(dev, sgt, dir);
 }
 
-void *rsheap_vmap(struct page **pages, unsigned int count)
+/*
+ * x86 PAT keeps one memory type per RAM page and refuses a second
+ * write-combined user mapping of the same pages, and x86 DMA is cache-coherent:
+ * there the uncached heap's mappings stay cached, which is correct.
+ */
+pgprot_t rsheap_pgprot_writecombine(pgprot_t prot)
 {
-	return vmap(pages, count, VM_MAP, PAGE_KERNEL);
+#ifdef CONFIG_X86
+	return prot;
+#else
+	return pgprot_writecombine(prot);
+#endif
+}
+
+void *rsheap_vmap(struct page **pages, unsigned int count, bool writecombine)
+{
+	pgprot_t prot = PAGE_KERNEL;
+
+	if (writecombine)
+		prot = rsheap_pgprot_writecombine(prot);
+	return vmap(pages, count, VM_MAP, prot);
 }
 
 void rsheap_vunmap(const void *addr)
@@ -233,4 +278,88 @@ void rsheap_invalidate_kernel_vmap_range(void *addr, int size)
 void rsheap_flush_kernel_vmap_range(void *addr, int size)
 {
 	flush_kernel_vmap_range(addr, size);
+}
+
+void rsheap_clear_page(struct page *page)
+{
+	clear_highpage(page);
+}
+
+void rsheap_account_reclaimable(struct page *page, long nr_pages)
+{
+	mod_node_page_state(page_pgdat(page), NR_KERNEL_MISC_RECLAIMABLE,
+			    nr_pages);
+}
+
+/* The page pools' shrinker. */
+
+static unsigned long op_count(struct shrinker *shrinker,
+			      struct shrink_control *sc)
+{
+	unsigned long pages = rsheap_pools_count(shrinker->private_data);
+
+	return pages ? pages : SHRINK_EMPTY;
+}
+
+static unsigned long op_scan(struct shrinker *shrinker,
+			     struct shrink_control *sc)
+{
+	unsigned long freed = rsheap_pools_scan(shrinker->private_data,
+						sc->nr_to_scan);
+
+	return freed ? freed : SHRINK_STOP;
+}
+
+struct shrinker *rsheap_shrinker_register(void *pools)
+{
+	struct shrinker *shrinker = shrinker_alloc(0, "rsheap-pool");
+
+	if (!shrinker)
+		return NULL;
+	shrinker->count_objects = op_count;
+	shrinker->scan_objects = op_scan;
+	shrinker->private_data = pools;
+	shrinker_register(shrinker);
+	return shrinker;
+}
+
+/*
+ * A device of our own to flush uncached pages through the DMA API, as the
+ * Android common kernel's system-uncached heap does with its heap device.
+ */
+struct device *rsheap_dma_device_create(void)
+{
+	struct platform_device *pdev;
+	int ret;
+
+	pdev = platform_device_register_simple("rsheap", PLATFORM_DEVID_NONE,
+					       NULL, 0);
+	if (IS_ERR(pdev))
+		return ERR_CAST(pdev);
+	ret = dma_coerce_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (ret) {
+		platform_device_unregister(pdev);
+		return ERR_PTR(ret);
+	}
+	return &pdev->dev;
+}
+
+void rsheap_dma_device_destroy(struct device *dev)
+{
+	platform_device_unregister(to_platform_device(dev));
+}
+
+/* debugfs: /sys/kernel/debug/rsheap/stats, formatted by Rust. */
+
+static int stats_show(struct seq_file *m, void *unused)
+{
+	return rsheap_stats_show(m->private, m);
+}
+DEFINE_SHOW_ATTRIBUTE(stats);
+
+void rsheap_debugfs_create(void *inventory)
+{
+	struct dentry *dir = debugfs_create_dir("rsheap", NULL);
+
+	debugfs_create_file("stats", 0444, dir, inventory, &stats_fops);
 }

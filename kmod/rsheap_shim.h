@@ -18,15 +18,21 @@
 #include <linux/gfp_types.h>
 #include <linux/types.h>
 
+#include <linux/pgtable.h>
+
 struct device;
 struct dma_buf;
 struct dma_heap;
 struct page;
 struct scatterlist;
+struct seq_file;
 struct sg_table;
+struct shrinker;
 struct vm_area_struct;
 
 /* Implemented in C, called from Rust. */
+bool rsheap_param_mem_accounting(void);
+int rsheap_param_pool_limit_mb(void);
 struct dma_heap *rsheap_heap_add(const char *name, void *heap);
 struct dma_buf *rsheap_dmabuf_export(void *buffer, size_t size, u32 fd_flags,
 				     const char *exp_name);
@@ -39,16 +45,23 @@ void rsheap_sg_set_page(struct scatterlist *sg, struct page *page,
 			unsigned int len);
 unsigned long rsheap_page_to_pfn(struct page *page);
 void rsheap_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt,
-			      enum dma_data_direction dir);
+			      enum dma_data_direction dir, unsigned long attrs);
 void rsheap_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
 				     enum dma_data_direction dir);
 void rsheap_dma_sync_sgtable_for_device(struct device *dev,
 					struct sg_table *sgt,
 					enum dma_data_direction dir);
-void *rsheap_vmap(struct page **pages, unsigned int count);
+pgprot_t rsheap_pgprot_writecombine(pgprot_t prot);
+void *rsheap_vmap(struct page **pages, unsigned int count, bool writecombine);
 void rsheap_vunmap(const void *addr);
 void rsheap_invalidate_kernel_vmap_range(void *addr, int size);
 void rsheap_flush_kernel_vmap_range(void *addr, int size);
+void rsheap_clear_page(struct page *page);
+void rsheap_account_reclaimable(struct page *page, long nr_pages);
+struct shrinker *rsheap_shrinker_register(void *pools);
+struct device *rsheap_dma_device_create(void);
+void rsheap_dma_device_destroy(struct device *dev);
+void rsheap_debugfs_create(void *inventory);
 
 /* Implemented in Rust (ops.rs), called from C. */
 struct dma_buf *rsheap_heap_allocate(void *heap, unsigned long len,
@@ -65,5 +78,8 @@ int rsheap_buffer_mmap(void *buffer, struct vm_area_struct *vma);
 void *rsheap_buffer_vmap(void *buffer);
 void rsheap_buffer_vunmap(void *buffer);
 void rsheap_buffer_release(void *buffer);
+unsigned long rsheap_pools_count(void *pools);
+unsigned long rsheap_pools_scan(void *pools, unsigned long nr_to_scan);
+int rsheap_stats_show(void *inventory, struct seq_file *m);
 
 #endif /* RSHEAP_SHIM_H */

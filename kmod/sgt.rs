@@ -12,11 +12,12 @@ use kernel::prelude::*;
 use crate::pages::PageSet;
 use crate::shim;
 
-/// A DMA mapping of an [`SgTable`] for one device and direction.
+/// A DMA mapping of an [`SgTable`] for one device, direction and set of attributes.
 #[derive(Clone, Copy)]
 struct Mapping {
     dev: *mut bindings::device,
     dir: bindings::dma_data_direction,
+    attrs: usize,
 }
 
 /// A scatter-gather table with one entry per chunk of a [`PageSet`].
@@ -61,30 +62,39 @@ impl SgTable {
         })
     }
 
-    /// Maps the table for DMA by `dev` in direction `dir` and returns it for the importer.
+    /// Maps the table for DMA by `dev` in direction `dir` with DMA attributes `attrs`, and
+    /// returns it for the importer.
     ///
     /// `dev` must stay valid until [`Self::unmap`] or drop.
     pub(crate) fn map(
         &mut self,
         dev: *mut bindings::device,
         dir: bindings::dma_data_direction,
+        attrs: usize,
     ) -> Result<*mut bindings::sg_table> {
         if self.mapped.is_some() {
             return Err(EBUSY);
         }
-        // SAFETY: By the type invariants the table is valid and not mapped; `dev` is the
-        // attached device, valid while the attachment exists.
-        to_result(unsafe { bindings::dma_map_sgtable(dev, &mut self.table, dir, 0) })?;
-        // INVARIANT: Just mapped for `dev` and `dir`.
-        self.mapped = Some(Mapping { dev, dir });
+        // SAFETY: By the type invariants the table is valid and not mapped; the caller
+        // guarantees `dev` stays valid while mapped.
+        to_result(unsafe { bindings::dma_map_sgtable(dev, &mut self.table, dir, attrs) })?;
+        // INVARIANT: Just mapped for `dev`, `dir` and `attrs`.
+        self.mapped = Some(Mapping { dev, dir, attrs });
         Ok(&mut self.table)
     }
 
     /// Undoes [`Self::map`]; does nothing if the table is not mapped.
     pub(crate) fn unmap(&mut self) {
         if let Some(mapping) = self.mapped.take() {
-            // SAFETY: By the type invariants the table is mapped for this device and direction.
-            unsafe { shim::rsheap_dma_unmap_sgtable(mapping.dev, &mut self.table, mapping.dir) };
+            // SAFETY: By the type invariants the table is mapped with exactly these arguments.
+            unsafe {
+                shim::rsheap_dma_unmap_sgtable(
+                    mapping.dev,
+                    &mut self.table,
+                    mapping.dir,
+                    mapping.attrs,
+                )
+            };
         }
     }
 

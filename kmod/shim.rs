@@ -8,6 +8,7 @@
 
 use kernel::bindings;
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use kernel::prelude::*;
 
 /// `struct dma_heap`, opaque to Rust.
 #[repr(C)]
@@ -21,10 +22,18 @@ pub(crate) struct DmaBuf {
     _private: [u8; 0],
 }
 
+/// `struct shrinker`, opaque to Rust.
+#[repr(C)]
+pub(crate) struct Shrinker {
+    _private: [u8; 0],
+}
+
 // `struct page` contains a zero-sized lockdep map, which the `improper_ctypes` lint rejects even
 // though only pointers to it cross the boundary.
 #[allow(improper_ctypes)]
 extern "C" {
+    fn rsheap_param_mem_accounting() -> bool;
+    fn rsheap_param_pool_limit_mb() -> c_int;
     pub(crate) fn rsheap_heap_add(name: *const c_char, heap: *mut c_void) -> *mut DmaHeap;
     pub(crate) fn rsheap_dmabuf_export(
         buffer: *mut c_void,
@@ -47,6 +56,7 @@ extern "C" {
         dev: *mut bindings::device,
         sgt: *mut bindings::sg_table,
         dir: bindings::dma_data_direction,
+        attrs: c_ulong,
     );
     pub(crate) fn rsheap_dma_sync_sgtable_for_cpu(
         dev: *mut bindings::device,
@@ -58,10 +68,34 @@ extern "C" {
         sgt: *mut bindings::sg_table,
         dir: bindings::dma_data_direction,
     );
-    pub(crate) fn rsheap_vmap(pages: *mut *mut bindings::page, count: c_uint) -> *mut c_void;
+    pub(crate) fn rsheap_pgprot_writecombine(prot: bindings::pgprot_t) -> bindings::pgprot_t;
+    pub(crate) fn rsheap_vmap(
+        pages: *mut *mut bindings::page,
+        count: c_uint,
+        writecombine: bool,
+    ) -> *mut c_void;
     pub(crate) fn rsheap_vunmap(addr: *const c_void);
     pub(crate) fn rsheap_invalidate_kernel_vmap_range(addr: *mut c_void, size: c_int);
     pub(crate) fn rsheap_flush_kernel_vmap_range(addr: *mut c_void, size: c_int);
+    pub(crate) fn rsheap_clear_page(page: *mut bindings::page);
+    pub(crate) fn rsheap_account_reclaimable(page: *mut bindings::page, nr_pages: isize);
+    pub(crate) fn rsheap_shrinker_register(pools: *mut c_void) -> *mut Shrinker;
+    pub(crate) fn rsheap_dma_device_create() -> *mut bindings::device;
+    pub(crate) fn rsheap_dma_device_destroy(dev: *mut bindings::device);
+    pub(crate) fn rsheap_debugfs_create(inventory: *mut c_void);
+}
+
+/// The `mem_accounting` module parameter.
+pub(crate) fn mem_accounting() -> bool {
+    // SAFETY: Reads a parameter that is read-only after load; no preconditions.
+    unsafe { rsheap_param_mem_accounting() }
+}
+
+/// The `pool_limit_mb` module parameter, `None` when left at its default.
+pub(crate) fn pool_limit_mb() -> Option<usize> {
+    // SAFETY: Reads a parameter that is read-only after load; no preconditions.
+    let mb = unsafe { rsheap_param_pool_limit_mb() };
+    usize::try_from(mb).ok()
 }
 
 /// GFP mask for high-order chunks: zeroed, no reclaim, no warning, no retry, compound.
@@ -79,7 +113,7 @@ pub(crate) fn gfp_low_order() -> bindings::gfp_t {
 /// Pages of RAM the page allocator manages.
 pub(crate) fn totalram_pages() -> usize {
     // SAFETY: Reads an atomic counter; no preconditions.
-    unsafe { rsheap_totalram_pages() as usize }
+    unsafe { rsheap_totalram_pages() }
 }
 
 /// Whether the current task has been sent a fatal signal.
@@ -92,4 +126,42 @@ pub(crate) fn fatal_signal_pending() -> bool {
 pub(crate) fn cond_resched() {
     // SAFETY: Callers run in process context without spinlocks held.
     unsafe { rsheap_cond_resched() }
+}
+
+/// A device of the module's own, through which uncached pages are flushed.
+///
+/// # Invariants
+///
+/// `dev` is a registered platform device with a 64-bit DMA mask, unregistered on drop.
+pub(crate) struct DmaDevice {
+    dev: *mut bindings::device,
+}
+
+impl DmaDevice {
+    /// Registers the device.
+    pub(crate) fn create() -> Result<Self> {
+        // SAFETY: No preconditions; returns a device or an error pointer.
+        let dev = kernel::error::from_err_ptr(unsafe { rsheap_dma_device_create() })?;
+        // INVARIANT: Just registered with its DMA mask set.
+        Ok(Self { dev })
+    }
+
+    /// The device, valid for as long as `self`.
+    pub(crate) fn as_raw(&self) -> *mut bindings::device {
+        self.dev
+    }
+
+    /// Keeps the device registered for the rest of the module's life.
+    pub(crate) fn leak(self) -> *mut bindings::device {
+        let dev = self.dev;
+        core::mem::forget(self);
+        dev
+    }
+}
+
+impl Drop for DmaDevice {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants the device is registered and nothing uses it any more.
+        unsafe { rsheap_dma_device_destroy(self.dev) };
+    }
 }

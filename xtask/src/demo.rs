@@ -11,7 +11,7 @@ use crate::{kmod, setup};
 
 pub fn run() -> Result<()> {
     let env = setup::run()?;
-    let (module, _) = kmod::build(&env)?;
+    let (module, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&env.root)
         .args(["build", "--release", "--quiet", "--package", "rsheapctl"])

@@ -4,6 +4,7 @@
 //! the test kernel once into a cache outside the checkout, so `demo` and `test` work from a
 //! fresh clone with nothing else done by hand.
 
+mod bench;
 mod demo;
 mod guest;
 mod kernel;
@@ -31,6 +32,15 @@ enum Command {
     Demo,
     /// Run every test: formatting, lints, host unit tests and the emulator suites.
     Test,
+    /// Benchmark rsheap beside the in-tree system heap, udmabuf and the raw limit.
+    Bench {
+        /// Timed runs per workload and variant; medians are reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Only workloads whose name contains this (and leave README.md alone).
+        #[arg(long)]
+        only: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -38,5 +48,6 @@ fn main() -> Result<()> {
         Command::Setup => setup::run().map(drop),
         Command::Demo => demo::run(),
         Command::Test => test::run(),
+        Command::Bench { runs, only } => bench::run(runs, only.as_deref()),
     }
 }

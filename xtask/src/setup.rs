@@ -31,6 +31,8 @@ const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
     "kmod",
+    // The benchmark plot's font.
+    "fonts-dejavu-core",
 ];
 
 /// The bindgen the 6.12 kernel's Rust build is known to work with; Debian's is too old.

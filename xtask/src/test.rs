@@ -4,7 +4,7 @@
 //! doc tests, and a warning-free module build. Guest: the kernel's dmabuf-heaps selftest and
 //! the `rsheap-suites` test binaries, in one boot, then the dmesg gate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,43 @@ const SUITES_PACKAGE: &str = "rsheap-suites";
 /// How long the guest may take for all suites under TCG.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// One boot of the guest: how rsheap.ko is loaded and which suites run.
+struct Boot {
+    label: &'static str,
+    what: &'static str,
+    module_args: &'static str,
+    /// Suites that run only in this boot; the default boot runs every other suite.
+    only: &'static [&'static str],
+    selftest: bool,
+}
+
+impl Boot {
+    fn runs(&self, suite: &str) -> bool {
+        if self.only.is_empty() {
+            !BOOTS.iter().any(|boot| boot.only.contains(&suite))
+        } else {
+            self.only.contains(&suite)
+        }
+    }
+}
+
+const BOOTS: [Boot; 2] = [
+    Boot {
+        label: "test",
+        what: "default parameters",
+        module_args: "",
+        only: &[],
+        selftest: true,
+    },
+    Boot {
+        label: "memcg",
+        what: "mem_accounting=1",
+        module_args: "mem_accounting=1",
+        only: &["memcg"],
+        selftest: false,
+    },
+];
+
 pub fn run() -> Result<()> {
     let start = Instant::now();
     let env = setup::run()?;
@@ -29,29 +66,40 @@ pub fn run() -> Result<()> {
     println!("\nhost checks");
     host_checks(&env, &mut tally);
 
-    println!("\nkernel module");
-    let module = match kmod::build(&env) {
-        Ok((module, warnings)) => {
-            tally.record(
-                "rsheap.ko builds without warnings (gcc W=1, rustc, clippy)",
-                warnings.is_empty(),
-                &warnings.join("\n"),
-            );
-            Some(module)
+    println!("\nkernel modules");
+    let mut modules = Vec::new();
+    for module in [&kmod::RSHEAP, &kmod::VMAP_PROBE] {
+        match kmod::build(&env, module) {
+            Ok((ko, warnings)) => {
+                let name = format!(
+                    "{}.ko builds without warnings (gcc W=1, rustc, clippy)",
+                    module.name
+                );
+                tally.record(&name, warnings.is_empty(), &warnings.join("\n"));
+                modules.push(ko);
+            }
+            Err(err) => tally.record(
+                &format!("{}.ko builds", module.name),
+                false,
+                &format!("{err:#}"),
+            ),
         }
-        Err(err) => {
-            tally.record("rsheap.ko builds", false, &format!("{err:#}"));
-            None
-        }
-    };
+    }
     let suites = suite_binaries(&env);
     if let Err(err) = &suites {
         tally.record("emulator suites build", false, &format!("{err:#}"));
     }
 
-    if let (Some(module), Ok(suites)) = (module, suites) {
-        println!("\nemulator (kernel {})", env.kernel.release);
-        guest_suites(&env, &module, &suites, &mut tally)?;
+    if let ([rsheap, probe], Ok(suites)) = (modules.as_slice(), &suites) {
+        for boot in &BOOTS {
+            println!("\nemulator: {} (kernel {})", boot.what, env.kernel.release);
+            let suites: Vec<_> = suites
+                .iter()
+                .filter(|(name, _)| boot.runs(name))
+                .cloned()
+                .collect();
+            guest_suites(&env, boot, rsheap, probe, &suites, &mut tally)?;
+        }
     }
 
     println!("\ntook {}", human_duration(start.elapsed()));
@@ -157,23 +205,28 @@ fn suite_binaries(env: &Env) -> Result<Vec<(String, PathBuf)>> {
 
 fn guest_suites(
     env: &Env,
-    module: &std::path::Path,
+    boot: &Boot,
+    rsheap: &Path,
+    probe: &Path,
     suites: &[(String, PathBuf)],
     tally: &mut Tally,
 ) -> Result<()> {
     let mut script = String::new();
     script += &format!(
-        "insmod {} > insmod.log 2>&1; echo $? > insmod.status\n",
-        module.display()
+        "insmod {} {} > insmod.log 2>&1 && insmod {} >> insmod.log 2>&1; echo $? > insmod.status\n",
+        rsheap.display(),
+        boot.module_args,
+        probe.display()
     );
-    script += &format!(
-        "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",
-        env.kernel.selftest.display()
-    );
+    if boot.selftest {
+        script += &format!(
+            "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",
+            env.kernel.selftest.display()
+        );
+    }
     for (name, path) in suites {
         script += &format!(
-            "echo 'rig: suite {name}'\nRSHEAP_MODULE={} {} --test-threads=1 > suite-{name}.log 2>&1\n",
-            module.display(),
+            "echo 'rig: suite {name}'\n{} --test-threads=1 > suite-{name}.log 2>&1\n",
             path.display()
         );
     }
@@ -181,7 +234,7 @@ fn guest_suites(
     script += "sleep 6; echo scan > /sys/kernel/debug/kmemleak; cat /sys/kernel/debug/kmemleak > kmemleak.txt\n";
     script += "cat /sys/kernel/debug/dma-api/error_count > dma-api-errors.txt\n";
 
-    let run = guest::run(env, "test", &script, GUEST_TIMEOUT, Echo::Spinner)?;
+    let run = guest::run(env, boot.label, &script, GUEST_TIMEOUT, Echo::Spinner)?;
     if let Some(boot) = run.boot_seconds {
         println!(
             "  guest booted to its first command in {boot:.1} s (guest clock); whole run {}",

@@ -11,8 +11,10 @@ use nix::errno::Errno;
 use rsheap::uapi::{dma_heap_ioctl_alloc, DmaHeapAllocationData};
 use rsheap::HEAP_DIR;
 
-/// The heap rsheap.ko registers.
+/// The cached heap rsheap.ko registers.
 pub const RSHEAP: &str = "rsheap";
+/// The uncached heap rsheap.ko registers.
+pub const RSHEAP_UNCACHED: &str = "rsheap-uncached";
 /// The kernel's own system heap, the reference for behaviour.
 pub const SYSTEM: &str = "system";
 
@@ -49,13 +51,7 @@ pub fn fdinfo(fd: &impl AsRawFd) -> String {
 
 /// Total RAM in bytes, from `/proc/meminfo`.
 pub fn total_ram() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("MemTotal in /proc/meminfo");
-    kib * 1024
+    meminfo("MemTotal")
 }
 
 /// A byte pattern that differs for every offset and run, so misplaced pages show up.
@@ -70,4 +66,74 @@ pub fn page_size() -> usize {
         .ok()
         .flatten()
         .map_or(4096, |size| size as usize)
+}
+
+/// `/sys/kernel/debug/rsheap/stats` as (label, value) pairs for its `label  value` lines.
+pub fn rsheap_stats() -> Vec<(String, u64)> {
+    let text =
+        std::fs::read_to_string("/sys/kernel/debug/rsheap/stats").expect("read rsheap stats");
+    text.lines()
+        .filter_map(|line| {
+            let (label, value) = line.trim().rsplit_once(char::is_whitespace)?;
+            Some((label.trim().to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// One value of the rsheap stats, by its label (`pool bytes`, `pool hits`, ...).
+pub fn rsheap_stat(label: &str) -> u64 {
+    rsheap_stats()
+        .into_iter()
+        .find_map(|(l, v)| (l == label).then_some(v))
+        .unwrap_or_else(|| panic!("no {label:?} in rsheap stats"))
+}
+
+/// Waits until the pool worker has zeroed and filed everything freed so far.
+pub fn wait_for_pool_worker() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = (u64::MAX, u64::MAX);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let now = (rsheap_stat("chunks zeroed"), rsheap_stat("chunks freed"));
+        if now == last {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool worker never settled"
+        );
+        last = now;
+    }
+}
+
+/// Empties rsheap's pools through the kernel's shrinkers, as memory pressure would.
+pub fn drain_pools() {
+    wait_for_pool_worker();
+    std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches");
+}
+
+/// A value from `/proc/meminfo`, in bytes.
+pub fn meminfo(field: &str) -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("read /proc/meminfo");
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/meminfo"));
+    kib * 1024
+}
+
+/// A counter from `/proc/vmstat`.
+pub fn vmstat(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .expect("read /proc/vmstat")
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(field)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/vmstat"))
 }

@@ -312,3 +312,10 @@ fn module_stays_loaded_while_its_heap_is_registered() {
         .allocate(1 << 20)
         .expect("heap works after the refused unload");
 }
+
+#[test]
+fn memcg_accounting_is_off_by_default() {
+    let value =
+        std::fs::read_to_string("/sys/module/rsheap/parameters/mem_accounting").expect("parameter");
+    assert_eq!(value.trim(), "N");
+}

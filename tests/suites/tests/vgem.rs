@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use nix::{ioctl_readwrite, ioctl_write_ptr};
 use rsheap::{Heap, SyncDirection};
-use rsheap_suites::{pattern_byte, RSHEAP};
+use rsheap_suites::{pattern_byte, RSHEAP, RSHEAP_UNCACHED};
 
 /// `struct drm_prime_handle`.
 #[repr(C)]
@@ -71,8 +71,13 @@ fn close(vgem: &File, handle: u32) {
 #[test]
 fn vgem_imports_buffers_and_cpu_sync_round_trips() {
     let vgem = open_vgem();
-    let heap = Heap::open(RSHEAP).expect("open heap");
-    for len in [4096, 1 << 20, (17 << 20) + 4096] {
+    for (heap, len) in [
+        (RSHEAP, 4096),
+        (RSHEAP, 1 << 20),
+        (RSHEAP, (17 << 20) + 4096),
+        (RSHEAP_UNCACHED, 3 << 20),
+    ] {
+        let heap = Heap::open(heap).expect("open heap");
         let buffer = heap.allocate(len).expect("allocate");
         let handle = import(&vgem, buffer.as_fd().as_raw_fd());
         // Importing the same dma-buf again yields the same GEM object.

@@ -1,0 +1,335 @@
+//! The benchmark workloads behind `cargo xtask bench`, run inside the test guest with
+//! rsheap.ko and the vmap probe loaded.
+//!
+//! Every workload runs side by side on rsheap (with its page pool cold and warm), the in-tree
+//! `system` heap, udmabuf (memfd + `UDMABUF_CREATE`, the upstream answer for user-filled
+//! dma-bufs), and, where one exists, the raw limit. Each sample is one timed run; the host
+//! takes medians and ratios. Output: one JSON object per line.
+
+mod udmabuf;
+
+use std::io::{Read, Seek, Write};
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
+use rsheap::{Buffer, Heap, SyncDirection};
+use serde::Serialize;
+
+const MIB: usize = 1 << 20;
+
+#[derive(Parser)]
+struct Args {
+    /// Timed runs per workload and variant.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Only workloads whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+/// One workload on one variant.
+#[derive(Serialize)]
+struct Sample<'a> {
+    workload: &'a str,
+    variant: &'a str,
+    nanos: Vec<u64>,
+}
+
+/// Where buffers come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// rsheap with its pool emptied before every run.
+    RsheapCold,
+    /// rsheap with its pool filled by an untimed run first.
+    RsheapWarm,
+    /// The in-tree system heap.
+    System,
+    /// memfd + udmabuf.
+    Udmabuf,
+}
+
+impl Source {
+    const ALL: [Source; 4] = [
+        Source::RsheapCold,
+        Source::RsheapWarm,
+        Source::System,
+        Source::Udmabuf,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::RsheapCold => "rsheap (cold pool)",
+            Self::RsheapWarm => "rsheap (warm pool)",
+            Self::System => "system heap",
+            Self::Udmabuf => "udmabuf",
+        }
+    }
+
+    /// Allocates a dma-buf of `len` bytes.
+    fn allocate(self, heaps: &Heaps, len: usize) -> Result<OwnedFd> {
+        Ok(match self {
+            Self::RsheapCold | Self::RsheapWarm => heaps.rsheap.allocate(len)?.into_fd(),
+            Self::System => heaps.system.allocate(len)?.into_fd(),
+            Self::Udmabuf => udmabuf::create(len)?,
+        })
+    }
+
+    /// Puts the pool in this variant's state before a timed run of `warmup`.
+    fn prepare(self, warmup: impl FnOnce() -> Result<()>) -> Result<()> {
+        match self {
+            Self::RsheapCold => drain_pools(),
+            Self::RsheapWarm => {
+                warmup()?;
+                wait_for_pool_worker()
+            }
+            Self::System | Self::Udmabuf => Ok(()),
+        }
+    }
+}
+
+struct Heaps {
+    rsheap: Heap,
+    system: Heap,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let heaps = Heaps {
+        rsheap: Heap::open("rsheap")?,
+        system: Heap::open("system")?,
+    };
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    let mut out = std::io::stdout().lock();
+    let mut emit = |workload: &str, variant: &str, samples: Vec<Duration>| -> Result<()> {
+        let nanos = samples.iter().map(|d| d.as_nanos() as u64).collect();
+        serde_json::to_writer(
+            &mut out,
+            &Sample {
+                workload,
+                variant,
+                nanos,
+            },
+        )?;
+        writeln!(out)?;
+        out.flush()?;
+        eprintln!("rig: bench: {workload}: {variant} done");
+        Ok(())
+    };
+
+    if wanted("alloc+free 32 x 32 MiB") {
+        for source in Source::ALL {
+            let samples = repeat(args.runs, source, || {
+                alloc_free(source, &heaps, &[32 * MIB; 32])
+            })?;
+            emit("alloc+free 32 x 32 MiB", source.name(), samples)?;
+        }
+    }
+    for size in [MIB, 8 * MIB, 32 * MIB] {
+        let workload = format!("alloc+free 1 x {} MiB", size / MIB);
+        if wanted(&workload) {
+            for source in Source::ALL {
+                let samples = repeat(args.runs, source, || alloc_free(source, &heaps, &[size]))?;
+                emit(&workload, source.name(), samples)?;
+            }
+        }
+    }
+    if wanted("mmap 512 MiB") {
+        for source in [Source::RsheapWarm, Source::System, Source::Udmabuf] {
+            let fd = source.allocate(&heaps, 512 * MIB)?;
+            let samples = (0..args.runs)
+                .map(|_| time_mmap(&fd, 512 * MIB))
+                .collect::<Result<_>>()?;
+            emit(
+                "mmap 512 MiB",
+                source.name().trim_end_matches(" (warm pool)"),
+                samples,
+            )?;
+        }
+    }
+    if wanted("mmap+write+verify 512 MiB") {
+        for source in [Source::RsheapWarm, Source::System, Source::Udmabuf] {
+            let fd = source.allocate(&heaps, 512 * MIB)?;
+            let samples = (0..args.runs)
+                .map(|_| mmap_write_verify(&fd, 512 * MIB))
+                .collect::<Result<_>>()?;
+            emit(
+                "mmap+write+verify 512 MiB",
+                source.name().trim_end_matches(" (warm pool)"),
+                samples,
+            )?;
+        }
+        let samples = (0..args.runs)
+            .map(|_| anonymous_write_verify(512 * MIB))
+            .collect::<Result<_>>()?;
+        emit(
+            "mmap+write+verify 512 MiB",
+            "limit: populated anonymous memory",
+            samples,
+        )?;
+    }
+    for size in [128 * MIB, 2048 * MIB] {
+        let workload = format!("dma_buf_vmap {} MiB", size / MIB);
+        if wanted(&workload) {
+            for source in [Source::RsheapWarm, Source::System, Source::Udmabuf] {
+                let fd = source.allocate(&heaps, size)?;
+                let samples = (0..args.runs)
+                    .map(|_| time_vmap(&fd))
+                    .collect::<Result<_>>()?;
+                drop(fd);
+                emit(
+                    &workload,
+                    source.name().trim_end_matches(" (warm pool)"),
+                    samples,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Times `run` `runs` times, each after `source.prepare`.
+fn repeat(
+    runs: usize,
+    source: Source,
+    mut run: impl FnMut() -> Result<Duration>,
+) -> Result<Vec<Duration>> {
+    (0..runs)
+        .map(|_| {
+            source.prepare(|| run().map(drop))?;
+            run()
+        })
+        .collect()
+}
+
+/// Allocates buffers of `sizes`, then frees them all.
+fn alloc_free(source: Source, heaps: &Heaps, sizes: &[usize]) -> Result<Duration> {
+    let start = Instant::now();
+    let buffers = sizes
+        .iter()
+        .map(|&len| source.allocate(heaps, len))
+        .collect::<Result<Vec<_>>>()?;
+    drop(buffers);
+    Ok(start.elapsed())
+}
+
+/// Times `mmap()` of a whole buffer alone, untouched.
+fn time_mmap(fd: &OwnedFd, len: usize) -> Result<Duration> {
+    let len = NonZeroUsize::new(len).context("empty buffer")?;
+    let start = Instant::now();
+    // SAFETY: A fresh shared mapping, unmapped below before anything else uses it.
+    let ptr = unsafe {
+        mmap(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+            fd,
+            0,
+        )
+    }?;
+    let took = start.elapsed();
+    // SAFETY: `ptr` maps `len` bytes.
+    unsafe { munmap(ptr, len.get()) }?;
+    Ok(took)
+}
+
+/// Maps a buffer, writes one word in every page, and reads them back, with CPU-access sync.
+fn mmap_write_verify(fd: &OwnedFd, len: usize) -> Result<Duration> {
+    let buffer = Buffer::from_fd(fd.try_clone()?)?;
+    let start = Instant::now();
+    let mut mapping = buffer.map()?;
+    {
+        let _access = buffer.cpu_access(SyncDirection::ReadWrite)?;
+        touch_and_verify(mapping.as_mut_slice(), len)?;
+    }
+    drop(mapping);
+    Ok(start.elapsed())
+}
+
+/// The same on anonymous memory faulted in beforehand: what writing and reading costs with no
+/// mapping work at all.
+fn anonymous_write_verify(len: usize) -> Result<Duration> {
+    let nonzero = NonZeroUsize::new(len).context("empty")?;
+    let flags = MapFlags::MAP_PRIVATE | MapFlags::MAP_POPULATE;
+    // SAFETY: A fresh private mapping, unmapped below.
+    let ptr = unsafe {
+        mmap_anonymous(
+            None,
+            nonzero,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            flags,
+        )
+    }?;
+    // SAFETY: `ptr` maps `len` writable bytes that nothing else uses.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr().cast::<u8>(), len) };
+    let start = Instant::now();
+    touch_and_verify(bytes, len)?;
+    let took = start.elapsed();
+    // SAFETY: `ptr` maps `len` bytes, and `bytes` is no longer used.
+    unsafe { munmap(ptr, len) }?;
+    Ok(took)
+}
+
+fn touch_and_verify(bytes: &mut [u8], len: usize) -> Result<()> {
+    for (i, page) in bytes.chunks_mut(4096).enumerate() {
+        page[..8].copy_from_slice(&(i as u64).to_ne_bytes());
+    }
+    for (i, page) in bytes.chunks(4096).enumerate() {
+        anyhow::ensure!(
+            page[..8] == (i as u64).to_ne_bytes(),
+            "page {i} of {len} bytes lost its value"
+        );
+    }
+    Ok(())
+}
+
+/// Asks the vmap probe to time `dma_buf_vmap()` of the buffer.
+fn time_vmap(fd: &OwnedFd) -> Result<Duration> {
+    let mut probe = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/sys/kernel/debug/rsheap_vmap_probe")
+        .context("open the vmap probe (is rsheap_vmap_probe.ko loaded?)")?;
+    write!(probe, "{} time", fd.as_fd().as_raw_fd())?;
+    probe.rewind()?;
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer)?;
+    let nanos = answer
+        .split_whitespace()
+        .find_map(|pair| pair.strip_prefix("vmap_ns="))
+        .context("the probe's answer has no vmap_ns")?
+        .parse()?;
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// Empties rsheap's pools through the kernel's shrinkers.
+fn drain_pools() -> Result<()> {
+    wait_for_pool_worker()?;
+    std::fs::write("/proc/sys/vm/drop_caches", "2").context("drop_caches")
+}
+
+/// Waits until the pool worker has zeroed and filed everything freed so far.
+fn wait_for_pool_worker() -> Result<()> {
+    let counters = || -> Result<String> {
+        let stats = std::fs::read_to_string("/sys/kernel/debug/rsheap/stats")?;
+        Ok(stats
+            .lines()
+            .filter(|l| l.starts_with("chunks"))
+            .collect::<Vec<_>>()
+            .join(","))
+    };
+    let mut last = String::new();
+    for _ in 0..600 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = counters()?;
+        if now == last {
+            return Ok(());
+        }
+        last = now;
+    }
+    anyhow::bail!("the pool worker never settled")
+}

@@ -1,0 +1,171 @@
+//! rsheap's page pools: freed pages come back zeroed, the pool stays within its limit, the
+//! shrinker and real memory pressure drain it, and no page leaks.
+
+use rsheap::{Buffer, Heap, SyncDirection};
+use rsheap_suites::{drain_pools, meminfo, rsheap_stat, vmstat, wait_for_pool_worker, RSHEAP};
+
+const MIB: usize = 1 << 20;
+
+fn heap() -> Heap {
+    Heap::open(RSHEAP).expect("open the rsheap heap")
+}
+
+fn dirty(buffer: &Buffer) {
+    let mut mapping = buffer.map().expect("map");
+    let _access = buffer
+        .cpu_access(SyncDirection::Write)
+        .expect("begin CPU write");
+    mapping.as_mut_slice().fill(0xa5);
+}
+
+fn assert_zeroed(buffer: &Buffer, what: &str) {
+    let mapping = buffer.map().expect("map");
+    let _access = buffer
+        .cpu_access(SyncDirection::Read)
+        .expect("begin CPU read");
+    if let Some(offset) = mapping.as_slice().iter().position(|&b| b != 0) {
+        panic!(
+            "{what}: byte {offset} of a {}-byte buffer is not zero",
+            buffer.len()
+        );
+    }
+}
+
+/// Allocates `sizes`, dirties every byte, and frees them, then waits for the pool worker.
+fn churn(sizes: &[usize]) {
+    let heap = heap();
+    let buffers: Vec<Buffer> = sizes
+        .iter()
+        .map(|&len| heap.allocate(len).expect("allocate"))
+        .collect();
+    for buffer in &buffers {
+        dirty(buffer);
+    }
+    drop(buffers);
+    wait_for_pool_worker();
+}
+
+/// Every chunk size the heap uses: 1 MiB, 64 KiB and base pages.
+const MIXED: [usize; 4] = [8 * MIB, MIB + 64 * 1024 + 4096, 192 * 1024, 12 * 1024];
+
+#[test]
+fn freed_pages_come_back_zeroed_from_the_pool() {
+    drain_pools();
+    churn(&MIXED);
+    assert!(rsheap_stat("pool bytes") > 0, "freed chunks were pooled");
+    let hits = rsheap_stat("pool hits");
+    let heap = heap();
+    for len in MIXED {
+        let buffer = heap.allocate(len).expect("allocate");
+        assert_zeroed(&buffer, "pooled pages");
+    }
+    assert!(
+        rsheap_stat("pool hits") > hits,
+        "allocations were served from the pool"
+    );
+}
+
+#[test]
+fn shrinker_drains_the_pool_and_pages_stay_zeroed() {
+    churn(&MIXED);
+    assert!(rsheap_stat("pool bytes") > 0);
+    let scans = rsheap_stat("shrinker scans");
+    drain_pools();
+    assert_eq!(
+        rsheap_stat("pool bytes"),
+        0,
+        "the shrinker emptied the pool"
+    );
+    assert!(rsheap_stat("shrinker scans") > scans);
+    let buffer = heap().allocate(8 * MIB).expect("allocate");
+    assert_zeroed(&buffer, "pages after the shrinker ran");
+}
+
+#[test]
+fn pool_stays_within_its_limit() {
+    let limit = rsheap_stat("pool limit bytes");
+    assert!(limit > 0);
+    let chunk = 32 * MIB;
+    let count = (limit as usize + limit as usize / 2) / chunk;
+    churn(&vec![chunk; count]);
+    let pooled = rsheap_stat("pool bytes");
+    assert!(
+        pooled <= limit,
+        "{pooled} pooled bytes exceed the {limit}-byte limit"
+    );
+    assert!(
+        pooled >= limit / 2,
+        "the pool filled up to its limit ({pooled} of {limit})"
+    );
+}
+
+#[test]
+fn real_memory_pressure_drains_the_pool_without_an_oom_kill() {
+    drain_pools();
+    churn(&[32 * MIB; 16]);
+    let pooled = rsheap_stat("pool bytes");
+    assert!(pooled >= 256 * MIB as u64, "pool holds {pooled} bytes");
+    // Pooled pages count as reclaimable, so they are part of MemAvailable.
+    assert!(meminfo("KReclaimable") >= pooled);
+    let ooms = vmstat("oom_kill");
+    // Ask for more than is free but less than is available: only reclaiming the pool can
+    // satisfy it.
+    let want = (meminfo("MemFree") + pooled / 2) as usize;
+    assert!((want as u64) < meminfo("MemAvailable"));
+    let mut memory = vec![0u8; want];
+    for page in memory.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    drop(memory);
+    assert_eq!(vmstat("oom_kill"), ooms, "no process was OOM-killed");
+    assert!(
+        rsheap_stat("pool bytes") < pooled,
+        "reclaim took pages from the pool"
+    );
+    assert!(rsheap_stat("shrinker freed pages") > 0);
+}
+
+#[test]
+fn pages_do_not_leak() {
+    drain_pools();
+    let before = meminfo("MemFree");
+    for _ in 0..3 {
+        churn(&[64 * MIB, 32 * MIB, 5 * MIB + 4096, 300 * 1024, 8192]);
+    }
+    drain_pools();
+    let after = meminfo("MemFree");
+    let tolerance = 16 * MIB as u64;
+    assert!(
+        after + tolerance >= before,
+        "MemFree went from {before} to {after} after buffers were freed and the pool drained"
+    );
+}
+
+#[test]
+fn live_buffers_are_counted_per_heap() {
+    let buffers_before = heap_stat(RSHEAP, 0);
+    let bytes_before = heap_stat(RSHEAP, 1);
+    let heap = heap();
+    let buffers: Vec<Buffer> = [MIB, 3 * MIB, 4096]
+        .iter()
+        .map(|&len| heap.allocate(len).expect("allocate"))
+        .collect();
+    assert_eq!(heap_stat(RSHEAP, 0), buffers_before + 3);
+    assert_eq!(heap_stat(RSHEAP, 1), bytes_before + (4 * MIB + 4096) as u64);
+    drop(buffers);
+    assert_eq!(heap_stat(RSHEAP, 0), buffers_before);
+    assert_eq!(heap_stat(RSHEAP, 1), bytes_before);
+}
+
+/// Column `index` (0: buffers, 1: bytes) of a heap's line in the stats.
+fn heap_stat(heap: &str, index: usize) -> u64 {
+    let text = std::fs::read_to_string("/sys/kernel/debug/rsheap/stats").expect("read stats");
+    let line = text
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(heap))
+        .unwrap_or_else(|| panic!("no line for heap {heap}"));
+    line.split_whitespace()
+        .nth(1 + index)
+        .and_then(|v| v.parse().ok())
+        .expect("a number")
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Test-only module, never shipped: lets the emulator suites and benchmarks
+ * call dma_buf_vmap(), which user space cannot, on any dma-buf.
+ *
+ * Write "<fd> <mode>" to /sys/kernel/debug/rsheap_vmap_probe, then read the
+ * result from the same open file:
+ *   time   vmap and vunmap once:      "vmap_ns=N vunmap_ns=N"
+ *   sum    also add up the mapping's 64-bit words: "... sum=HEX"
+ *   twice  vmap twice, compare the addresses, vunmap twice: "... same=0|1"
+ */
+
+#include <linux/debugfs.h>
+#include <linux/dma-buf.h>
+#include <linux/iosys-map.h>
+#include <linux/ktime.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+MODULE_IMPORT_NS(DMA_BUF);
+
+struct probe_result {
+	char text[128];
+	size_t len;
+};
+
+static int probe_open(struct inode *inode, struct file *file)
+{
+	file->private_data = kzalloc(sizeof(struct probe_result), GFP_KERNEL);
+	return file->private_data ? 0 : -ENOMEM;
+}
+
+static int probe_release(struct inode *inode, struct file *file)
+{
+	kfree(file->private_data);
+	return 0;
+}
+
+static u64 sum_words(const u64 *words, size_t len)
+{
+	u64 sum = 0;
+	size_t i;
+
+	for (i = 0; i < len / sizeof(u64); i++) {
+		sum += words[i];
+		if (!(i % 65536))
+			cond_resched();
+	}
+	return sum;
+}
+
+static int probe(struct dma_buf *dmabuf, const char *mode,
+		 struct probe_result *result)
+{
+	struct iosys_map map, again;
+	u64 start, mapped, unmapped;
+	int ret, same = -1;
+	u64 sum = 0;
+
+	start = ktime_get_ns();
+	ret = dma_buf_vmap_unlocked(dmabuf, &map);
+	mapped = ktime_get_ns();
+	if (ret)
+		return ret;
+	if (map.is_iomem) {
+		dma_buf_vunmap_unlocked(dmabuf, &map);
+		return -EOPNOTSUPP;
+	}
+	if (!strcmp(mode, "sum"))
+		sum = sum_words(map.vaddr, dmabuf->size);
+	if (!strcmp(mode, "twice")) {
+		ret = dma_buf_vmap_unlocked(dmabuf, &again);
+		if (ret) {
+			dma_buf_vunmap_unlocked(dmabuf, &map);
+			return ret;
+		}
+		same = again.vaddr == map.vaddr;
+		dma_buf_vunmap_unlocked(dmabuf, &again);
+	}
+	unmapped = ktime_get_ns();
+	dma_buf_vunmap_unlocked(dmabuf, &map);
+	unmapped = ktime_get_ns() - unmapped;
+
+	result->len = scnprintf(result->text, sizeof(result->text),
+				"vmap_ns=%llu vunmap_ns=%llu sum=%llx same=%d\n",
+				mapped - start, unmapped, sum, same);
+	return 0;
+}
+
+static ssize_t probe_write(struct file *file, const char __user *ubuf,
+			   size_t count, loff_t *ppos)
+{
+	struct probe_result *result = file->private_data;
+	char buf[32], mode[8];
+	struct dma_buf *dmabuf;
+	int fd, ret;
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	if (sscanf(buf, "%d %7s", &fd, mode) != 2)
+		return -EINVAL;
+	if (strcmp(mode, "time") && strcmp(mode, "sum") && strcmp(mode, "twice"))
+		return -EINVAL;
+
+	dmabuf = dma_buf_get(fd);
+	if (IS_ERR(dmabuf))
+		return PTR_ERR(dmabuf);
+	ret = probe(dmabuf, mode, result);
+	dma_buf_put(dmabuf);
+	return ret ? ret : count;
+}
+
+static ssize_t probe_read(struct file *file, char __user *ubuf, size_t count,
+			  loff_t *ppos)
+{
+	struct probe_result *result = file->private_data;
+
+	return simple_read_from_buffer(ubuf, count, ppos, result->text,
+				       result->len);
+}
+
+static const struct file_operations probe_fops = {
+	.owner = THIS_MODULE,
+	.open = probe_open,
+	.release = probe_release,
+	.write = probe_write,
+	.read = probe_read,
+};
+
+static struct dentry *probe_file;
+
+static int __init probe_init(void)
+{
+	probe_file = debugfs_create_file("rsheap_vmap_probe", 0600, NULL, NULL,
+					 &probe_fops);
+	return 0;
+}
+
+static void __exit probe_exit(void)
+{
+	debugfs_remove(probe_file);
+}
+
+module_init(probe_init);
+module_exit(probe_exit);
+MODULE_DESCRIPTION("rsheap test probe: dma_buf_vmap from user space");
+MODULE_LICENSE("GPL");

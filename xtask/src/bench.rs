@@ -1,0 +1,277 @@
+//! `cargo xtask bench`: the benchmark workloads of `tests/bench` in one boot of the test
+//! guest, side by side on rsheap, the in-tree system heap, udmabuf and the raw limit.
+//!
+//! Prints medians and ratios, draws `docs/bench.png`, and rewrites the results section of
+//! README.md between its `bench:begin`/`bench:end` markers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use plotters::prelude::*;
+use serde::Deserialize;
+
+use crate::guest::{self, Echo};
+use crate::{kmod, setup};
+
+/// The variant every ratio is taken against.
+const BASELINE: &str = "system heap";
+/// What the results section names as the command that produced it.
+const COMMAND: &str = "cargo xtask bench";
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+#[derive(Deserialize)]
+struct Sample {
+    workload: String,
+    variant: String,
+    nanos: Vec<u64>,
+}
+
+/// Medians per workload, in the order the workloads ran.
+struct Results {
+    workloads: Vec<(String, BTreeMap<String, f64>)>,
+}
+
+pub fn run(runs: usize, only: Option<&str>) -> Result<()> {
+    let env = setup::run()?;
+    let (rsheap, _) = kmod::build(&env, &kmod::RSHEAP)?;
+    let (probe, _) = kmod::build(&env, &kmod::VMAP_PROBE)?;
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&env.root)
+        .args(["build", "--release", "--quiet", "--package", "rsheap-bench"])
+        .status()?;
+    if !status.success() {
+        bail!("building rsheap-bench failed");
+    }
+    let bench = env.target().join("release/rsheap-bench");
+    let filter = only
+        .map(|only| format!(" --only '{only}'"))
+        .unwrap_or_default();
+    let script = format!(
+        "insmod {} && insmod {} || exit 1\n{} --runs {runs}{filter} > bench.jsonl\n",
+        rsheap.display(),
+        probe.display(),
+        bench.display()
+    );
+    println!(
+        "\nbenchmarks: {runs} runs each, one boot of kernel {}",
+        env.kernel.release
+    );
+    let run = guest::run(
+        &env,
+        "bench",
+        &script,
+        Duration::from_secs(60 * 60),
+        Echo::Spinner,
+    )?;
+    let splats = run.splats();
+    if !splats.is_empty() {
+        bail!("the guest kernel reported problems:\n{}", splats.join("\n"));
+    }
+    if run.exit_status != Some(0) {
+        bail!(
+            "the benchmark failed in the guest:\n{}",
+            guest::tail(&run.console, 30)
+        );
+    }
+    let results = Results::parse(&run.read("bench.jsonl"))?;
+    let table = results.table();
+    println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
+
+    let plot = env.root.join("docs/bench.png");
+    results.plot(&plot)?;
+    println!("plot: {}", plot.display());
+    if only.is_none() {
+        update_readme(&env.root.join("README.md"), &results.markdown(runs))?;
+        println!("README.md: results section updated");
+    }
+    Ok(())
+}
+
+impl Results {
+    fn parse(jsonl: &str) -> Result<Self> {
+        let mut workloads: Vec<(String, BTreeMap<String, f64>)> = Vec::new();
+        for line in jsonl.lines().filter(|line| !line.trim().is_empty()) {
+            let sample: Sample =
+                serde_json::from_str(line).with_context(|| format!("bad result line {line:?}"))?;
+            let mut nanos = sample.nanos;
+            nanos.sort_unstable();
+            let median = *nanos
+                .get(nanos.len() / 2)
+                .context("a workload with no samples")? as f64
+                / 1e6;
+            match workloads
+                .iter_mut()
+                .find(|(name, _)| *name == sample.workload)
+            {
+                Some((_, variants)) => {
+                    variants.insert(sample.variant, median);
+                }
+                None => {
+                    workloads.push((sample.workload, BTreeMap::from([(sample.variant, median)])))
+                }
+            }
+        }
+        if workloads.is_empty() {
+            bail!("the benchmark produced no results");
+        }
+        Ok(Self { workloads })
+    }
+
+    /// `baseline / time`: above 1 means faster than the baseline.
+    fn speedup(variants: &BTreeMap<String, f64>, variant: &str, baseline: &str) -> Option<f64> {
+        Some(variants.get(baseline)? / variants.get(variant)?)
+    }
+
+    fn rows(&self) -> Vec<[String; 5]> {
+        let mut rows = Vec::new();
+        for (workload, variants) in &self.workloads {
+            for (variant, ms) in variants {
+                let vs = |baseline: &str| {
+                    Self::speedup(variants, variant, baseline)
+                        .filter(|_| variant != baseline)
+                        .map_or_else(String::new, |x| format!("{x:.2}x"))
+                };
+                let limit = variants
+                    .iter()
+                    .find(|(name, _)| name.starts_with("limit"))
+                    .filter(|(name, _)| *name != variant)
+                    .map_or_else(String::new, |(_, limit)| {
+                        format!("{:.0}%", 100.0 * limit / ms)
+                    });
+                rows.push([
+                    workload.clone(),
+                    variant.clone(),
+                    format!("{ms:.2} ms"),
+                    vs(BASELINE),
+                    limit,
+                ]);
+            }
+        }
+        rows
+    }
+
+    fn table(&self) -> Table {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header([
+            "workload",
+            "variant",
+            "median",
+            "speed-up vs system",
+            "of limit",
+        ]);
+        for row in self.rows() {
+            table.add_row(row);
+        }
+        table
+    }
+
+    fn markdown(&self, runs: usize) -> String {
+        let mut text = format!(
+            "Produced by `{COMMAND}` (one boot of the test kernel under QEMU/TCG, median of {runs} runs). \
+             Speed-up is the in-tree system heap's median time divided by the variant's; \
+             \"of limit\" is the raw limit's time as a share of the variant's.\n\n\
+             | workload | variant | median | speed-up vs system | of limit |\n| --- | --- | ---: | ---: | ---: |\n"
+        );
+        for [workload, variant, median, speedup, limit] in self.rows() {
+            let _ = writeln!(
+                text,
+                "| {workload} | {variant} | {median} | {speedup} | {limit} |"
+            );
+        }
+        text + "\n![rsheap benchmark: speed-up over the in-tree system heap](docs/bench.png)\n"
+    }
+
+    /// Draws the speed-up over the baseline of every variant, per workload, on a log scale.
+    fn plot(&self, path: &Path) -> Result<()> {
+        let font =
+            std::fs::read(FONT).with_context(|| format!("read {FONT} (fonts-dejavu-core)"))?;
+        let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+            .map_err(|_| anyhow::anyhow!("cannot load {FONT}"))?;
+        let bars: Vec<(String, String, f64)> = self
+            .workloads
+            .iter()
+            .flat_map(|(workload, variants)| {
+                variants
+                    .keys()
+                    .filter(|v| v.as_str() != BASELINE)
+                    .filter_map(move |variant| {
+                        Some((
+                            workload.clone(),
+                            variant.clone(),
+                            Self::speedup(variants, variant, BASELINE)?,
+                        ))
+                    })
+            })
+            .collect();
+        let variants: Vec<String> = {
+            let mut v: Vec<String> = bars.iter().map(|(_, variant, _)| variant.clone()).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let height = 120 + 26 * bars.len() as u32;
+        let root = BitMapBackend::new(path, (1100, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (lo, hi) = bars.iter().fold((0.5f64, 2.0f64), |(lo, hi), (_, _, x)| {
+            (lo.min(*x), hi.max(*x))
+        });
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "speed-up over the in-tree system heap (log scale; right of 1x is faster)",
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(360)
+            .build_cartesian_2d((lo / 1.5..hi * 1.5).log_scale(), 0..bars.len())?;
+        let labels: Vec<String> = bars.iter().map(|(w, v, _)| format!("{w} | {v}")).collect();
+        chart
+            .configure_mesh()
+            .y_labels(bars.len())
+            .y_label_formatter(&|i| labels.get(*i).cloned().unwrap_or_default())
+            .x_label_formatter(&|x| format!("{x:.1}x"))
+            .disable_y_mesh()
+            .draw()?;
+        for (i, (_, variant, x)) in bars.iter().enumerate() {
+            let color =
+                Palette99::pick(variants.iter().position(|v| v == variant).unwrap_or(0)).filled();
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(lo / 1.5, i), (*x, i + 1)],
+                color,
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{x:.2}x"),
+                (*x, i),
+                ("sans-serif", 13).into_font(),
+            )))?;
+        }
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, 0), (1.0, bars.len())],
+            BLACK.stroke_width(2),
+        )))?;
+        root.present()?;
+        Ok(())
+    }
+}
+
+/// Replaces the text between the README's bench markers.
+fn update_readme(readme: &Path, section: &str) -> Result<()> {
+    const BEGIN: &str = "<!-- bench:begin -->";
+    const END: &str = "<!-- bench:end -->";
+    let text = std::fs::read_to_string(readme)?;
+    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        bail!("README.md has no {BEGIN} ... {END} section");
+    };
+    let updated = format!("{}{BEGIN}\n{section}{}", &text[..begin], &text[end..]);
+    std::fs::write(readme, updated)?;
+    Ok(())
+}
