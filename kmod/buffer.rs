@@ -28,6 +28,14 @@ use crate::sgt::SgTable;
 use crate::shim;
 use kernel::sync::Arc;
 
+/// The part of a buffer a VMA maps: user addresses `[start, end)` from buffer page `pgoff`.
+#[derive(Clone, Copy)]
+pub(crate) struct VmaRange {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) pgoff: usize,
+}
+
 /// A device attached to a buffer.
 struct Attachment {
     /// The attached device; the dma-buf core keeps it alive until detach.
@@ -38,9 +46,14 @@ struct Attachment {
 
 /// The kernel virtual mapping of a buffer, shared by all `vmap` callers.
 ///
+/// The mapping outlives its last user and stays until the buffer is released: mapping a large
+/// buffer costs one page-table entry per page, and importers that map and unmap every frame
+/// then pay it once. Its page tables are 0.2% of the buffer.
+///
 /// # Invariants
 ///
-/// `addr` was returned by `vmap` for all of the buffer's pages, and `users` is at least one.
+/// `addr` was returned by `vmap` for all of the buffer's pages; `users` counts the `vmap`
+/// calls not yet undone.
 struct KernelMapping {
     addr: NonNull<c_void>,
     users: usize,
@@ -194,57 +207,72 @@ impl Buffer {
         }
     }
 
-    /// Maps the buffer into `vma`, one call per chunk.
+    /// Sets up `vma` to map the buffer on demand: nothing is mapped until it is touched.
     ///
     /// The dma-buf core has already checked that `vm_pgoff` plus the VMA's length lies within
-    /// the buffer.
+    /// the buffer. Private writable (copy-on-write) mappings are refused: a buffer shared with
+    /// devices has no private copy.
     ///
     /// # Safety
     ///
     /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing.
     pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
-        // SAFETY: The caller guarantees `vma` is valid; these fields are stable while the mmap
-        // lock is held.
-        let (start, end, pgoff, prot) = unsafe {
-            let anon = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
-            (
-                anon.vm_start,
-                anon.vm_end,
-                (*vma).vm_pgoff,
-                (*vma).vm_page_prot,
-            )
+        // SAFETY: The caller guarantees `vma` is being set up under the mmap lock.
+        to_result(unsafe { shim::rsheap_vma_setup(vma, self.uncached()) })
+    }
+
+    /// Handles a fault at `address` in a VMA set up by [`Self::mmap`] covering `[start, end)`
+    /// from buffer page `pgoff`, mapping `1 << order` pages at once.
+    ///
+    /// A base-page fault maps the whole chunk under it, as far as the VMA reaches, so touching
+    /// a buffer costs one fault per chunk. A PMD fault maps an aligned 2 MiB chunk with one
+    /// entry, or asks the core to fall back to base pages.
+    ///
+    /// # Safety
+    ///
+    /// `vmf` must be the fault being handled, in a VMA set up by [`Self::mmap`] for this buffer.
+    pub(crate) unsafe fn fault(
+        &self,
+        vmf: *mut shim::VmFault,
+        address: usize,
+        vma: VmaRange,
+        order: u32,
+    ) -> bindings::vm_fault_t {
+        let pages = 1usize << order;
+        let span = pages << PAGE_SHIFT;
+        let base = address & !(span - 1);
+        if base < vma.start || base + span > vma.end {
+            return shim::VM_FAULT_FALLBACK;
+        }
+        let page = vma.pgoff + ((base - vma.start) >> PAGE_SHIFT);
+        let Some((chunk, first)) = self.pages.chunk_at(page) else {
+            return shim::VM_FAULT_SIGBUS;
         };
-        let prot = if self.uncached() {
-            // SAFETY: Only computes a protection value.
-            unsafe { shim::rsheap_pgprot_writecombine(prot) }
-        } else {
-            prot
-        };
-        let mut skip = pgoff;
-        let mut addr = start;
-        for chunk in self.pages.chunks() {
-            if addr >= end {
-                break;
+        let index = page - first;
+        if order > 0 {
+            let fits = index + pages <= chunk.page_count() && (chunk.pfn() + index) % pages == 0;
+            if !fits || order != shim::pmd_order() {
+                return shim::VM_FAULT_FALLBACK;
             }
-            let pages = chunk.page_count();
-            if skip >= pages {
-                skip -= pages;
+            // SAFETY: The caller guarantees `vmf` is this buffer's fault; the 2 MiB at `base`
+            // lie within the VMA and within a chunk the buffer owns while the VMA exists.
+            return unsafe { shim::rsheap_vmf_insert_pfn_pmd(vmf, chunk.pfn() + index) };
+        }
+        // Map the whole chunk as far as the VMA reaches.
+        let chunk_start =
+            vma.start as isize + ((first as isize - vma.pgoff as isize) << PAGE_SHIFT);
+        for i in 0..chunk.page_count() {
+            let addr = chunk_start + (i << PAGE_SHIFT) as isize;
+            if addr < vma.start as isize || addr >= vma.end as isize {
                 continue;
             }
-            let len = core::cmp::min((pages - skip) << PAGE_SHIFT, end - addr);
-            // SAFETY: `vma` is valid as above; `[addr, addr + len)` lies inside it and the pfn
-            // range lies inside a chunk this buffer owns for as long as the mapping exists
-            // (the dma-buf file, which owns the buffer, is pinned by the VMA).
-            to_result(unsafe {
-                bindings::remap_pfn_range(vma, addr as _, (chunk.pfn() + skip) as _, len as _, prot)
-            })?;
-            addr += len;
-            skip = 0;
+            // SAFETY: As above; `addr` lies within the VMA and maps page `i` of the chunk.
+            let ret = unsafe { shim::rsheap_vmf_insert_pfn(vmf, addr as usize, chunk.pfn() + i) };
+            if ret != shim::VM_FAULT_NOPAGE {
+                return ret;
+            }
         }
-        if addr != end {
-            return Err(EINVAL);
-        }
-        Ok(())
+        shim::VM_FAULT_NOPAGE
     }
 
     /// Maps the whole buffer into kernel virtual memory, or takes another reference on the
@@ -252,7 +280,7 @@ impl Buffer {
     pub(crate) fn vmap(&self) -> Result<*mut c_void> {
         let mut inner = self.inner.lock();
         if let Some(vmap) = &mut inner.vmap {
-            vmap.users += 1;
+            vmap.users = vmap.users.checked_add(1).ok_or(EBUSY)?;
             return Ok(vmap.addr.as_ptr());
         }
         let count = self.pages.page_count();
@@ -275,18 +303,12 @@ impl Buffer {
         Ok(addr.as_ptr())
     }
 
-    /// Drops one reference on the kernel mapping, unmapping it with the last.
+    /// Drops one reference on the kernel mapping; the mapping itself stays until release.
     pub(crate) fn vunmap(&self) {
         let mut inner = self.inner.lock();
-        let Some(vmap) = &mut inner.vmap else {
-            pr_warn!("vunmap of a buffer that is not vmapped\n");
-            return;
-        };
-        vmap.users -= 1;
-        if vmap.users == 0 {
-            // SAFETY: By the type invariants `addr` came from `vmap`; it has no users left.
-            unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
-            inner.vmap = None;
+        match &mut inner.vmap {
+            Some(vmap) if vmap.users > 0 => vmap.users -= 1,
+            _ => pr_warn!("vunmap of a buffer that is not vmapped\n"),
         }
     }
 }
@@ -294,10 +316,11 @@ impl Buffer {
 #[pinned_drop]
 impl PinnedDrop for Buffer {
     fn drop(self: Pin<&mut Self>) {
-        // The core detaches every device and vunmaps before releasing, so this only runs if an
-        // importer leaked a kernel mapping.
         if let Some(vmap) = self.inner.lock().vmap.take() {
-            pr_warn!("releasing a buffer that is still vmapped\n");
+            // Importers vunmap before the last reference goes, so users left over were leaked.
+            if vmap.users > 0 {
+                pr_warn!("releasing a buffer that is still vmapped\n");
+            }
             // SAFETY: By the type invariants `addr` came from `vmap`; the buffer is going away.
             unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
         }

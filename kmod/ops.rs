@@ -13,10 +13,10 @@ use kernel::types::ForeignOwnable;
 
 use kernel::sync::Arc;
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, VmaRange};
 use crate::heap::Heap;
 use crate::pool::Pools;
-use crate::shim::DmaBuf;
+use crate::shim::{self, DmaBuf};
 use crate::stats::Inventory;
 
 /// Borrows the buffer behind `dma_buf->priv`.
@@ -158,6 +158,28 @@ unsafe extern "C" fn rsheap_buffer_mmap(
     // SAFETY: The caller guarantees `buffer` is live and `vma` is being set up under the mmap
     // lock.
     to_errno(unsafe { borrow(buffer).mmap(vma) })
+}
+
+/// `vm_operations_struct.fault` and `.huge_fault` of the VMAs `rsheap_buffer_mmap` sets up.
+///
+/// # Safety
+///
+/// `buffer` must be a live rsheap buffer and `vmf` a fault in a VMA it set up, which covers
+/// `[start, end)` from buffer page `pgoff`.
+#[no_mangle]
+unsafe extern "C" fn rsheap_buffer_fault(
+    buffer: *mut c_void,
+    vmf: *mut shim::VmFault,
+    address: usize,
+    start: usize,
+    end: usize,
+    pgoff: usize,
+    order: u32,
+) -> bindings::vm_fault_t {
+    // SAFETY: The VMA holds a reference on the dma-buf, so the buffer is live.
+    let buffer = unsafe { borrow(buffer) };
+    // SAFETY: The caller guarantees `vmf` is a fault in a VMA this buffer set up.
+    unsafe { buffer.fault(vmf, address, VmaRange { start, end, pgoff }, order) }
 }
 
 /// `dma_buf_ops.vmap`.

@@ -2,8 +2,9 @@
 
 //! The physical memory of one buffer: physically contiguous chunks, largest first.
 //!
-//! Chunks are 1 MiB, 64 KiB or one base page, whatever the base page size, as the sizes IOMMUs
-//! map cheaply. Each chunk comes from its order's pool if it has one (already zeroed), else
+//! Chunks are 2 MiB (a PMD on x86-64 and 4K-page arm64, so CPU mappings can use one entry for
+//! it), 1 MiB, 64 KiB or one base page, whatever the base page size, as the sizes IOMMUs map
+//! cheaply. Each chunk comes from its order's pool if it has one (already zeroed), else
 //! from the page allocator with `__GFP_ZERO`. High orders are tried without reclaim, retries
 //! or warnings, so a fragmented system falls back to smaller chunks instead of stalling; only
 //! base pages may reclaim.
@@ -17,12 +18,14 @@ use kernel::prelude::*;
 use crate::pool::Pools;
 use crate::shim;
 
+/// Order of a 2 MiB chunk.
+const ORDER_2M: u32 = 21 - PAGE_SHIFT as u32;
 /// Order of a 1 MiB chunk.
 const ORDER_1M: u32 = 20 - PAGE_SHIFT as u32;
 /// Order of a 64 KiB chunk.
 const ORDER_64K: u32 = 16 - PAGE_SHIFT as u32;
 /// The chunk orders, largest first.
-pub(crate) const ORDERS: [u32; 3] = [ORDER_1M, ORDER_64K, 0];
+pub(crate) const ORDERS: [u32; 4] = [ORDER_2M, ORDER_1M, ORDER_64K, 0];
 
 /// A block of `1 << order` physically contiguous pages.
 ///
@@ -131,9 +134,10 @@ impl Drop for Chunk {
 /// # Invariants
 ///
 /// Until [`PageSet::take_chunks`], the chunks' lengths add up to `size`, a non-zero multiple of
-/// the page size.
+/// the page size, and `firsts[i]` is the buffer page at which `chunks[i]` starts.
 pub(crate) struct PageSet {
     chunks: KVVec<Chunk>,
+    firsts: KVVec<usize>,
     size: usize,
 }
 
@@ -153,6 +157,7 @@ impl PageSet {
             0
         };
         let mut chunks = KVVec::new();
+        let mut firsts = KVVec::new();
         let mut remaining = size;
         let mut max_order = ORDERS[0];
         while remaining > 0 {
@@ -162,13 +167,19 @@ impl PageSet {
             let chunk = Self::alloc_largest(remaining, max_order, pools, account).ok_or(ENOMEM)?;
             // Orders only go down: if a larger order failed once, it will fail again.
             max_order = chunk.order;
+            firsts.push((size - remaining) >> PAGE_SHIFT, GFP_KERNEL)?;
             remaining -= chunk.len();
             chunks.push(chunk, GFP_KERNEL)?;
             shim::cond_resched();
         }
         // INVARIANT: The loop ran until the chunks covered exactly `size`: each chunk is at most
-        // `remaining`, which is always a multiple of the page size.
-        Ok(Self { chunks, size })
+        // `remaining`, which is always a multiple of the page size; each chunk's first page was
+        // recorded as it was added.
+        Ok(Self {
+            chunks,
+            firsts,
+            size,
+        })
     }
 
     /// The largest chunk that fits in `remaining` with an order of at most `max_order`, from
@@ -199,9 +210,21 @@ impl PageSet {
         &self.chunks
     }
 
+    /// The chunk holding buffer page `page`, and the buffer page at which that chunk starts.
+    pub(crate) fn chunk_at(&self, page: usize) -> Option<(&Chunk, usize)> {
+        let index = self
+            .firsts
+            .partition_point(|&first| first <= page)
+            .checked_sub(1)?;
+        let chunk = self.chunks.get(index)?;
+        let first = self.firsts[index];
+        (page < first + chunk.page_count()).then_some((chunk, first))
+    }
+
     /// Takes the chunks out, to free or pool them; the set is left empty. Only for the
     /// owner's teardown.
     pub(crate) fn take_chunks(&mut self) -> KVVec<Chunk> {
+        self.firsts = KVVec::new();
         core::mem::replace(&mut self.chunks, KVVec::new())
     }
 

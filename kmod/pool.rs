@@ -147,7 +147,12 @@ impl Pools {
         let pool = |order| -> Result<Pin<KBox<PagePool>>> {
             KBox::pin_init(PagePool::new(order, limit_pages)?, GFP_KERNEL)
         };
-        let pools = [pool(ORDERS[0])?, pool(ORDERS[1])?, pool(ORDERS[2])?];
+        let pools = [
+            pool(ORDERS[0])?,
+            pool(ORDERS[1])?,
+            pool(ORDERS[2])?,
+            pool(ORDERS[3])?,
+        ];
         Arc::pin_init(
             pin_init!(Self {
                 pools,

@@ -16,9 +16,11 @@
 #include <linux/dma-mapping.h>
 #include <linux/err.h>
 #include <linux/highmem.h>
+#include <linux/huge_mm.h>
 #include <linux/iosys-map.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/pfn_t.h>
 #include <linux/platform_device.h>
 #include <linux/scatterlist.h>
 #include <linux/sched/signal.h>
@@ -52,6 +54,20 @@ bool rsheap_param_mem_accounting(void)
 int rsheap_param_pool_limit_mb(void)
 {
 	return pool_limit_mb;
+}
+
+/*
+ * x86 PAT keeps one memory type per RAM page and refuses a second
+ * write-combined user mapping of the same pages, and x86 DMA is cache-coherent:
+ * there the uncached heap's mappings stay cached, which is correct.
+ */
+static pgprot_t rsheap_pgprot_writecombine(pgprot_t prot)
+{
+#ifdef CONFIG_X86
+	return prot;
+#else
+	return pgprot_writecombine(prot);
+#endif
 }
 
 /* dma_heap_ops */
@@ -128,6 +144,72 @@ static int op_end_cpu_access(struct dma_buf *dmabuf,
 static int op_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 {
 	return rsheap_buffer_mmap(dmabuf->priv, vma);
+}
+
+/* vm_operations_struct of mapped buffers: pages are mapped when touched. */
+
+static vm_fault_t op_vm_huge_fault(struct vm_fault *vmf, unsigned int order)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct dma_buf *dmabuf = vma->vm_file->private_data;
+
+	return rsheap_buffer_fault(dmabuf->priv, vmf, vmf->address,
+				   vma->vm_start, vma->vm_end, vma->vm_pgoff,
+				   order);
+}
+
+static vm_fault_t op_vm_fault(struct vm_fault *vmf)
+{
+	return op_vm_huge_fault(vmf, 0);
+}
+
+static const struct vm_operations_struct rsheap_vm_ops = {
+	.fault = op_vm_fault,
+#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+	.huge_fault = op_vm_huge_fault,
+#endif
+};
+
+int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine)
+{
+	/* PFN mappings cannot be copied on write. */
+	if (is_cow_mapping(vma->vm_flags))
+		return -EINVAL;
+	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	/* PMD faults also where THP is "madvise" only (Android's default). */
+	vm_flags_set(vma, VM_HUGEPAGE);
+#endif
+	if (writecombine)
+		vma->vm_page_prot =
+			rsheap_pgprot_writecombine(vma->vm_page_prot);
+	vma->vm_ops = &rsheap_vm_ops;
+	return 0;
+}
+
+vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
+				 unsigned long pfn)
+{
+	return vmf_insert_pfn(vmf->vma, addr, pfn);
+}
+
+vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn)
+{
+#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV),
+				  vmf->flags & FAULT_FLAG_WRITE);
+#else
+	return VM_FAULT_FALLBACK;
+#endif
+}
+
+unsigned int rsheap_pmd_order(void)
+{
+#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+	return PMD_ORDER;
+#else
+	return 0;
+#endif
 }
 
 static int op_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
@@ -240,20 +322,6 @@ void rsheap_dma_sync_sgtable_for_device(struct device *dev,
 					enum dma_data_direction dir)
 {
 	dma_sync_sgtable_for_device(dev, sgt, dir);
-}
-
-/*
- * x86 PAT keeps one memory type per RAM page and refuses a second
- * write-combined user mapping of the same pages, and x86 DMA is cache-coherent:
- * there the uncached heap's mappings stay cached, which is correct.
- */
-pgprot_t rsheap_pgprot_writecombine(pgprot_t prot)
-{
-#ifdef CONFIG_X86
-	return prot;
-#else
-	return pgprot_writecombine(prot);
-#endif
 }
 
 void *rsheap_vmap(struct page **pages, unsigned int count, bool writecombine)

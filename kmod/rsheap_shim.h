@@ -18,6 +18,7 @@
 #include <linux/gfp_types.h>
 #include <linux/types.h>
 
+#include <linux/mm_types.h>
 #include <linux/pgtable.h>
 
 struct device;
@@ -29,6 +30,7 @@ struct seq_file;
 struct sg_table;
 struct shrinker;
 struct vm_area_struct;
+struct vm_fault;
 
 /* Implemented in C, called from Rust. */
 bool rsheap_param_mem_accounting(void);
@@ -51,7 +53,6 @@ void rsheap_dma_sync_sgtable_for_cpu(struct device *dev, struct sg_table *sgt,
 void rsheap_dma_sync_sgtable_for_device(struct device *dev,
 					struct sg_table *sgt,
 					enum dma_data_direction dir);
-pgprot_t rsheap_pgprot_writecombine(pgprot_t prot);
 void *rsheap_vmap(struct page **pages, unsigned int count, bool writecombine);
 void rsheap_vunmap(const void *addr);
 void rsheap_invalidate_kernel_vmap_range(void *addr, int size);
@@ -62,6 +63,11 @@ struct shrinker *rsheap_shrinker_register(void *pools);
 struct device *rsheap_dma_device_create(void);
 void rsheap_dma_device_destroy(struct device *dev);
 void rsheap_debugfs_create(void *inventory);
+int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine);
+vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
+				 unsigned long pfn);
+vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn);
+unsigned int rsheap_pmd_order(void);
 
 /* Implemented in Rust (ops.rs), called from C. */
 struct dma_buf *rsheap_heap_allocate(void *heap, unsigned long len,
@@ -75,6 +81,10 @@ void rsheap_buffer_unmap(void *buffer, const void *key,
 int rsheap_buffer_begin_cpu_access(void *buffer, enum dma_data_direction dir);
 int rsheap_buffer_end_cpu_access(void *buffer, enum dma_data_direction dir);
 int rsheap_buffer_mmap(void *buffer, struct vm_area_struct *vma);
+vm_fault_t rsheap_buffer_fault(void *buffer, struct vm_fault *vmf,
+			       unsigned long address, unsigned long start,
+			       unsigned long end, unsigned long pgoff,
+			       unsigned int order);
 void *rsheap_buffer_vmap(void *buffer);
 void rsheap_buffer_vunmap(void *buffer);
 void rsheap_buffer_release(void *buffer);

@@ -22,6 +22,20 @@ pub(crate) struct DmaBuf {
     _private: [u8; 0],
 }
 
+/// `struct vm_fault`, opaque to Rust.
+#[repr(C)]
+pub(crate) struct VmFault {
+    _private: [u8; 0],
+}
+
+/// The fault is outside the buffer.
+pub(crate) const VM_FAULT_SIGBUS: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+/// The handler installed the mapping itself.
+pub(crate) const VM_FAULT_NOPAGE: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_NOPAGE;
+/// Retry with base pages.
+pub(crate) const VM_FAULT_FALLBACK: bindings::vm_fault_t =
+    bindings::vm_fault_reason_VM_FAULT_FALLBACK;
+
 /// `struct shrinker`, opaque to Rust.
 #[repr(C)]
 pub(crate) struct Shrinker {
@@ -68,7 +82,6 @@ extern "C" {
         sgt: *mut bindings::sg_table,
         dir: bindings::dma_data_direction,
     );
-    pub(crate) fn rsheap_pgprot_writecombine(prot: bindings::pgprot_t) -> bindings::pgprot_t;
     pub(crate) fn rsheap_vmap(
         pages: *mut *mut bindings::page,
         count: c_uint,
@@ -83,6 +96,21 @@ extern "C" {
     pub(crate) fn rsheap_dma_device_create() -> *mut bindings::device;
     pub(crate) fn rsheap_dma_device_destroy(dev: *mut bindings::device);
     pub(crate) fn rsheap_debugfs_create(inventory: *mut c_void);
+    pub(crate) fn rsheap_vma_setup(vma: *mut bindings::vm_area_struct, writecombine: bool)
+        -> c_int;
+    pub(crate) fn rsheap_vmf_insert_pfn(
+        vmf: *mut VmFault,
+        addr: usize,
+        pfn: usize,
+    ) -> bindings::vm_fault_t;
+    pub(crate) fn rsheap_vmf_insert_pfn_pmd(vmf: *mut VmFault, pfn: usize) -> bindings::vm_fault_t;
+    fn rsheap_pmd_order() -> c_uint;
+}
+
+/// The order of a PMD mapping, or 0 if this kernel cannot map PFNs with PMDs.
+pub(crate) fn pmd_order() -> u32 {
+    // SAFETY: Returns a constant; no preconditions.
+    unsafe { rsheap_pmd_order() }
 }
 
 /// The `mem_accounting` module parameter.

@@ -129,6 +129,7 @@ static const struct file_operations probe_fops = {
 	.release = probe_release,
 	.write = probe_write,
 	.read = probe_read,
+	.llseek = default_llseek,
 };
 
 static struct dentry *probe_file;

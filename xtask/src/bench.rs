@@ -51,8 +51,11 @@ pub fn run(runs: usize, only: Option<&str>) -> Result<()> {
     let filter = only
         .map(|only| format!(" --only '{only}'"))
         .unwrap_or_default();
+    // udmabuf refuses buffers over 64 MiB unless its size limit is raised.
     let script = format!(
-        "insmod {} && insmod {} || exit 1\n{} --runs {runs}{filter} > bench.jsonl\n",
+        "insmod {} && insmod {} || exit 1\n\
+         echo 4096 > /sys/module/udmabuf/parameters/size_limit_mb\n\
+         {} --runs {runs}{filter} > bench.jsonl\n",
         rsheap.display(),
         probe.display(),
         bench.display()

@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
 use nix::unistd::{lseek, Whence};
 
 use crate::uapi::{self, dma_buf_ioctl_sync, DmaBufSync};
@@ -67,28 +67,42 @@ impl Buffer {
     }
 
     /// Maps `len` bytes starting at `offset`, which must be page-aligned.
+    ///
+    /// Mappings of 2 MiB or more are placed so that the address and the offset agree modulo
+    /// 2 MiB: rsheap then maps each 2 MiB chunk with a single page-table entry when it is
+    /// first touched.
     pub fn map_range(&self, offset: usize, len: usize) -> Result<Mapping<'_>> {
         let len = NonZeroUsize::new(len)
             .ok_or_else(|| Error::InvalidArgument("zero-length mapping".into()))?;
-        let offset = i64::try_from(offset)
+        let file_offset = i64::try_from(offset)
             .map_err(|_| Error::InvalidArgument("offset out of range".into()))?;
-        // SAFETY: A fresh shared mapping of a file; it aliases nothing in this process.
-        let ptr = unsafe {
-            mmap(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                &self.fd,
-                offset,
-            )
-        }
-        .map_err(|errno| {
-            Error::os(
-                format!("mmap {len} bytes at offset {offset} of dma-buf"),
-                errno,
-            )
-        })?;
+        let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+        let placement = if len.get() >= HUGE_ALIGN {
+            reserve_aligned(len.get(), offset)?
+        } else {
+            None
+        };
+        let flags = if placement.is_some() {
+            MapFlags::MAP_SHARED | MapFlags::MAP_FIXED
+        } else {
+            MapFlags::MAP_SHARED
+        };
+        // SAFETY: Either a fresh mapping the kernel places, or one over an address range this
+        // call reserved above and nothing else uses.
+        let ptr = unsafe { mmap(placement, len, prot, flags, &self.fd, file_offset) }.map_err(
+            |errno| {
+                let reserved =
+                    placement.and_then(|addr| NonNull::new(addr.get() as *mut std::ffi::c_void));
+                if let Some(reserved) = reserved {
+                    // SAFETY: The reservation is ours and unused.
+                    let _ = unsafe { munmap(reserved, len.get()) };
+                }
+                Error::os(
+                    format!("mmap {len} bytes at offset {offset} of dma-buf"),
+                    errno,
+                )
+            },
+        )?;
         Ok(Mapping {
             ptr: ptr.cast(),
             len: len.get(),
@@ -113,6 +127,42 @@ impl AsFd for Buffer {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// The alignment that lets the kernel map a 2 MiB chunk with one page-table entry.
+const HUGE_ALIGN: usize = 2 << 20;
+
+/// Reserves `len` bytes of address space whose start agrees with `offset` modulo 2 MiB, and
+/// returns the start, for a `MAP_FIXED` mapping to replace.
+fn reserve_aligned(len: usize, offset: usize) -> Result<Option<NonZeroUsize>> {
+    let span = len
+        .checked_add(HUGE_ALIGN)
+        .ok_or_else(|| Error::InvalidArgument("mapping too large".into()))?;
+    let span = NonZeroUsize::new(span)
+        .ok_or_else(|| Error::InvalidArgument("zero-length mapping".into()))?;
+    // SAFETY: A fresh inaccessible anonymous mapping that nothing else uses.
+    let base = unsafe {
+        mmap_anonymous(
+            None,
+            span,
+            ProtFlags::PROT_NONE,
+            MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE,
+        )
+    }
+    .map_err(|errno| Error::os("reserve address space", errno))?;
+    let base_addr = base.as_ptr() as usize;
+    let skew = (offset % HUGE_ALIGN + HUGE_ALIGN - base_addr % HUGE_ALIGN) % HUGE_ALIGN;
+    let start = base_addr + skew;
+    // Give back what the mapping will not cover: the head before `start` and the tail after.
+    // SAFETY: Both ranges lie within the reservation made above and are unused.
+    unsafe {
+        if skew > 0 {
+            let _ = munmap(base, skew);
+        }
+        let tail = HUGE_ALIGN - skew;
+        let _ = munmap(NonNull::new_unchecked((start + len) as *mut _), tail);
+    }
+    Ok(NonZeroUsize::new(start))
 }
 
 /// What the CPU does with a buffer between the sync calls.

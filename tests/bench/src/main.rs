@@ -172,19 +172,24 @@ fn main() -> Result<()> {
         )?;
     }
     for size in [128 * MIB, 2048 * MIB] {
-        let workload = format!("dma_buf_vmap {} MiB", size / MIB);
-        if wanted(&workload) {
-            for source in [Source::RsheapWarm, Source::System, Source::Udmabuf] {
+        // First kernel mapping of a fresh buffer, then again on a buffer mapped before.
+        let fresh = format!("dma_buf_vmap {} MiB, fresh buffer", size / MIB);
+        let again = format!("dma_buf_vmap {} MiB, mapped before", size / MIB);
+        for source in [Source::RsheapWarm, Source::System, Source::Udmabuf] {
+            let name = source.name().trim_end_matches(" (warm pool)");
+            if wanted(&fresh) {
+                let samples = (0..args.runs)
+                    .map(|_| time_vmap(&source.allocate(&heaps, size)?))
+                    .collect::<Result<_>>()?;
+                emit(&fresh, name, samples)?;
+            }
+            if wanted(&again) {
                 let fd = source.allocate(&heaps, size)?;
+                time_vmap(&fd)?;
                 let samples = (0..args.runs)
                     .map(|_| time_vmap(&fd))
                     .collect::<Result<_>>()?;
-                drop(fd);
-                emit(
-                    &workload,
-                    source.name().trim_end_matches(" (warm pool)"),
-                    samples,
-                )?;
+                emit(&again, name, samples)?;
             }
         }
     }
@@ -294,7 +299,8 @@ fn time_vmap(fd: &OwnedFd) -> Result<Duration> {
         .write(true)
         .open("/sys/kernel/debug/rsheap_vmap_probe")
         .context("open the vmap probe (is rsheap_vmap_probe.ko loaded?)")?;
-    write!(probe, "{} time", fd.as_fd().as_raw_fd())?;
+    // One write: the probe parses each write on its own.
+    probe.write_all(format!("{} time", fd.as_fd().as_raw_fd()).as_bytes())?;
     probe.rewind()?;
     let mut answer = String::new();
     probe.read_to_string(&mut answer)?;

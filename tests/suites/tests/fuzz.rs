@@ -19,7 +19,7 @@ fn length(rng: &mut fastrand::Rng) -> u64 {
     match rng.u8(0..10) {
         0 => 0,
         1 => u64::MAX - rng.u64(0..8192),
-        2 => 1 << rng.u32(30..63),
+        2 => 1 << rng.u32(36..63),
         3 => rng.u64(..),
         _ => rng.u64(1..=256 * 1024),
     }

@@ -319,3 +319,62 @@ fn memcg_accounting_is_off_by_default() {
         std::fs::read_to_string("/sys/module/rsheap/parameters/mem_accounting").expect("parameter");
     assert_eq!(value.trim(), "N");
 }
+
+#[test]
+fn private_mappings_are_refused() {
+    let buffer = rsheap().allocate(4 << 20).expect("allocate");
+    let len = std::num::NonZeroUsize::new(4 << 20).expect("non-zero");
+    let prot = nix::sys::mman::ProtFlags::PROT_READ;
+    // SAFETY: A fresh mapping that is unmapped at once if it succeeds.
+    let result = unsafe {
+        nix::sys::mman::mmap(
+            None,
+            len,
+            prot,
+            nix::sys::mman::MapFlags::MAP_PRIVATE,
+            &buffer,
+            0,
+        )
+    };
+    assert_eq!(
+        result.map(drop),
+        Err(Errno::EINVAL),
+        "a copy-on-write mapping of a shared buffer"
+    );
+}
+
+#[test]
+fn mappings_at_any_address_see_the_same_bytes() {
+    // The SDK places large mappings 2 MiB-aligned; the kernel must serve any other placement
+    // from base pages, with the same contents.
+    let buffer = rsheap().allocate(9 << 20).expect("allocate");
+    fill(&buffer, 11);
+    let page = page_size();
+    let len = std::num::NonZeroUsize::new(9 << 20).expect("non-zero");
+    let prot = nix::sys::mman::ProtFlags::PROT_READ;
+    let flags = nix::sys::mman::MapFlags::MAP_SHARED | nix::sys::mman::MapFlags::MAP_FIXED;
+    // A reservation one page past a 2 MiB boundary, so the mapping cannot use PMDs.
+    let span = std::num::NonZeroUsize::new((9 << 20) + (4 << 20)).expect("non-zero");
+    // SAFETY: A fresh reservation, replaced and unmapped below.
+    let base = unsafe {
+        nix::sys::mman::mmap_anonymous(
+            None,
+            span,
+            nix::sys::mman::ProtFlags::PROT_NONE,
+            nix::sys::mman::MapFlags::MAP_PRIVATE,
+        )
+    }
+    .expect("reserve");
+    let start = ((base.as_ptr() as usize).next_multiple_of(2 << 20)) + page;
+    let at = std::num::NonZeroUsize::new(start).expect("non-zero");
+    // SAFETY: `at` lies inside the reservation, which nothing else uses.
+    let ptr = unsafe { nix::sys::mman::mmap(Some(at), len, prot, flags, &buffer, 0) }
+        .expect("map at an odd address");
+    // SAFETY: `ptr` maps `len` readable bytes until the munmap below.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<u8>(), len.get()) };
+    for (offset, &byte) in bytes.iter().enumerate().step_by(509) {
+        assert_eq!(byte, pattern_byte(11, offset), "byte {offset}");
+    }
+    // SAFETY: The whole reservation, including the mapping, is ours.
+    unsafe { nix::sys::mman::munmap(base, span.get()) }.expect("unmap");
+}

@@ -16,7 +16,10 @@ fn probe(buffer: &Buffer, mode: &str) -> Vec<(String, String)> {
         .write(true)
         .open(PROBE)
         .expect("open the vmap probe");
-    write!(file, "{} {mode}", buffer.as_fd().as_raw_fd()).expect("probe the buffer");
+    // One write: the probe parses each write on its own.
+    let request = format!("{} {mode}", buffer.as_fd().as_raw_fd());
+    file.write_all(request.as_bytes())
+        .expect("probe the buffer");
     file.rewind().expect("rewind");
     let mut answer = String::new();
     file.read_to_string(&mut answer)
