@@ -285,17 +285,22 @@ impl Buffer {
         }
         let count = self.pages.page_count();
         let mut pages = KVVec::with_capacity(count, GFP_KERNEL)?;
-        for chunk in self.pages.chunks() {
+        // Fill the page array a chunk at a time; `head.wrapping_add(i)` stays within the
+        // chunk's block of struct pages.
+        let all_pages = self.pages.chunks().iter().flat_map(|chunk| {
             let head = chunk.page();
-            for i in 0..chunk.page_count() {
-                // The capacity was reserved above, so this never allocates.
-                // `head.wrapping_add(i)` stays within the chunk's block of struct pages.
-                pages.push(head.wrapping_add(i), GFP_KERNEL)?;
-            }
+            (0..chunk.page_count()).map(move |i| head.wrapping_add(i))
+        });
+        let mut filled = 0;
+        for (slot, page) in pages.spare_capacity_mut().iter_mut().zip(all_pages) {
+            slot.write(page);
+            filled += 1;
         }
-        let count = u32::try_from(count).map_err(|_| ENOMEM)?;
+        // SAFETY: The first `filled` slots were initialised just above, within the capacity.
+        unsafe { pages.set_len(filled) };
+        let count = u32::try_from(filled).map_err(|_| ENOMEM)?;
         // SAFETY: `pages` holds `count` valid pages, all owned by this buffer, which outlives
-        // the mapping (it is unmapped in `vunmap` or drop).
+        // the mapping (it is unmapped when the buffer drops).
         let addr = unsafe { shim::rsheap_vmap(pages.as_mut_ptr(), count, self.uncached()) };
         let addr = NonNull::new(addr).ok_or(ENOMEM)?;
         // INVARIANT: A fresh mapping of all pages with one user.

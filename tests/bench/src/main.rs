@@ -179,7 +179,12 @@ fn main() -> Result<()> {
             let name = source.name().trim_end_matches(" (warm pool)");
             if wanted(&fresh) {
                 let samples = (0..args.runs)
-                    .map(|_| time_vmap(&source.allocate(&heaps, size)?))
+                    .map(|_| {
+                        let fd = source.allocate(&heaps, size)?;
+                        // Let the pool worker finish zeroing the last buffer first.
+                        wait_for_pool_worker()?;
+                        time_vmap(&fd)
+                    })
                     .collect::<Result<_>>()?;
                 emit(&fresh, name, samples)?;
             }
@@ -312,10 +317,15 @@ fn time_vmap(fd: &OwnedFd) -> Result<Duration> {
     Ok(Duration::from_nanos(nanos))
 }
 
-/// Empties rsheap's pools through the kernel's shrinkers.
+/// Empties rsheap's pools through their shrinker alone, leaving every other cache as it is.
 fn drain_pools() -> Result<()> {
     wait_for_pool_worker()?;
-    std::fs::write("/proc/sys/vm/drop_caches", "2").context("drop_caches")
+    let shrinker = std::fs::read_dir("/sys/kernel/debug/shrinker")?
+        .filter_map(|entry| entry.ok())
+        .find(|entry| entry.file_name().to_string_lossy().starts_with("rsheap-pool"))
+        .context("rsheap's shrinker is not in /sys/kernel/debug/shrinker")?;
+    // "<memcg inode> <node> <objects to scan>"; the pools are neither per-memcg nor per-node.
+    std::fs::write(shrinker.path().join("scan"), format!("0 0 {}", u32::MAX)).context("run rsheap's shrinker")
 }
 
 /// Waits until the pool worker has zeroed and filed everything freed so far.
