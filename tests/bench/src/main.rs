@@ -322,10 +322,16 @@ fn drain_pools() -> Result<()> {
     wait_for_pool_worker()?;
     let shrinker = std::fs::read_dir("/sys/kernel/debug/shrinker")?
         .filter_map(|entry| entry.ok())
-        .find(|entry| entry.file_name().to_string_lossy().starts_with("rsheap-pool"))
+        .find(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("rsheap-pool")
+        })
         .context("rsheap's shrinker is not in /sys/kernel/debug/shrinker")?;
     // "<memcg inode> <node> <objects to scan>"; the pools are neither per-memcg nor per-node.
-    std::fs::write(shrinker.path().join("scan"), format!("0 0 {}", u32::MAX)).context("run rsheap's shrinker")
+    std::fs::write(shrinker.path().join("scan"), format!("0 0 {}", u32::MAX))
+        .context("run rsheap's shrinker")
 }
 
 /// Waits until the pool worker has zeroed and filed everything freed so far.
