@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -40,14 +39,7 @@ pub fn run(runs: usize, only: Option<&str>) -> Result<()> {
     let env = setup::run()?;
     let (rsheap, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let (probe, _) = kmod::build(&env, &kmod::VMAP_PROBE)?;
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&env.root)
-        .args(["build", "--release", "--quiet", "--package", "rsheap-bench"])
-        .status()?;
-    if !status.success() {
-        bail!("building rsheap-bench failed");
-    }
-    let bench = env.target().join("release/rsheap-bench");
+    let bench = env.build_release("rsheap-bench")?;
     let filter = only
         .map(|only| format!(" --only '{only}'"))
         .unwrap_or_default();
@@ -71,16 +63,7 @@ pub fn run(runs: usize, only: Option<&str>) -> Result<()> {
         Duration::from_secs(60 * 60),
         Echo::Spinner,
     )?;
-    let splats = run.splats();
-    if !splats.is_empty() {
-        bail!("the guest kernel reported problems:\n{}", splats.join("\n"));
-    }
-    if run.exit_status != Some(0) {
-        bail!(
-            "the benchmark failed in the guest:\n{}",
-            guest::tail(&run.console, 30)
-        );
-    }
+    run.ensure_clean("benchmark")?;
     let results = Results::parse(&run.read("bench.jsonl"))?;
     let table = results.table();
     println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");

@@ -74,6 +74,25 @@ impl GuestRun {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
 
+    /// Fails unless the script exited 0 and the kernel reported no splat.
+    pub fn ensure_clean(&self, what: &str) -> Result<()> {
+        let splats = self.splats();
+        if !splats.is_empty() {
+            bail!(
+                "the guest kernel reported problems during the {what}:\n{}",
+                splats.join("\n")
+            );
+        }
+        if self.exit_status != Some(0) {
+            bail!(
+                "the {what} failed in the guest (exit status {:?}):\n{}",
+                self.exit_status,
+                tail(&self.console, 30)
+            );
+        }
+        Ok(())
+    }
+
     /// Kernel log lines showing a warning, bug, lockdep or leak report, from dmesg and the
     /// console (which still has them if the guest died before saving dmesg).
     pub fn splats(&self) -> Vec<String> {

@@ -58,6 +58,18 @@ impl Env {
     pub fn target(&self) -> PathBuf {
         self.root.join("target")
     }
+
+    /// Builds `package`'s binary of the same name in release mode and returns its path.
+    pub fn build_release(&self, package: &str) -> Result<PathBuf> {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&self.root)
+            .args(["build", "--release", "--quiet", "--package", package])
+            .status()?;
+        if !status.success() {
+            bail!("building {package} failed");
+        }
+        Ok(self.target().join("release").join(package))
+    }
 }
 
 /// Runs every setup step and returns where things are.
