@@ -242,7 +242,12 @@ impl Buffer {
         let span = pages << PAGE_SHIFT;
         let base = address & !(span - 1);
         if base < vma.start || base + span > vma.end {
-            return shim::VM_FAULT_FALLBACK;
+            // A huge fault may not cover the whole VMA; a base-page fault always lies inside.
+            return if order > 0 {
+                shim::VM_FAULT_FALLBACK
+            } else {
+                shim::VM_FAULT_SIGBUS
+            };
         }
         let page = vma.pgoff + ((base - vma.start) >> PAGE_SHIFT);
         let Some((chunk, first)) = self.pages.chunk_at(page) else {

@@ -35,7 +35,11 @@ struct Results {
     workloads: Vec<(String, BTreeMap<String, f64>)>,
 }
 
-pub fn run(runs: usize, only: Option<&str>) -> Result<()> {
+pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>) -> Result<()> {
+    if let Some(results) = from {
+        let results = Results::parse(&std::fs::read_to_string(results)?)?;
+        return results.report(&setup::workspace_root()?, runs, only.is_none());
+    }
     let env = setup::run()?;
     let (rsheap, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let (probe, _) = kmod::build(&env, &kmod::VMAP_PROBE)?;
@@ -65,20 +69,25 @@ pub fn run(runs: usize, only: Option<&str>) -> Result<()> {
     )?;
     run.ensure_clean("benchmark")?;
     let results = Results::parse(&run.read("bench.jsonl"))?;
-    let table = results.table();
-    println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
-
-    let plot = env.root.join("docs/bench.png");
-    results.plot(&plot)?;
-    println!("plot: {}", plot.display());
-    if only.is_none() {
-        update_readme(&env.root.join("README.md"), &results.markdown(runs))?;
-        println!("README.md: results section updated");
-    }
-    Ok(())
+    println!("results: {}", run.dir.join("bench.jsonl").display());
+    results.report(&env.root, runs, only.is_none())
 }
 
 impl Results {
+    /// Prints the table, draws the plot and, for a full run, updates README.md.
+    fn report(&self, root: &Path, runs: usize, full: bool) -> Result<()> {
+        let table = self.table();
+        println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
+        let plot = root.join("docs/bench.png");
+        self.plot(&plot)?;
+        println!("plot: {}", plot.display());
+        if full {
+            update_readme(&root.join("README.md"), &self.markdown(runs))?;
+            println!("README.md: results section updated");
+        }
+        Ok(())
+    }
+
     fn parse(jsonl: &str) -> Result<Self> {
         let mut workloads: Vec<(String, BTreeMap<String, f64>)> = Vec::new();
         for line in jsonl.lines().filter(|line| !line.trim().is_empty()) {
@@ -205,11 +214,12 @@ impl Results {
             std::fs::create_dir_all(parent)?;
         }
         let height = 120 + 26 * bars.len() as u32;
-        let root = BitMapBackend::new(path, (1100, height)).into_drawing_area();
+        let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let (lo, hi) = bars.iter().fold((0.5f64, 2.0f64), |(lo, hi), (_, _, x)| {
             (lo.min(*x), hi.max(*x))
         });
+        let left = lo / 1.5;
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 "speed-up over the in-tree system heap (log scale; right of 1x is faster)",
@@ -217,31 +227,46 @@ impl Results {
             )
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(360)
-            .build_cartesian_2d((lo / 1.5..hi * 1.5).log_scale(), 0..bars.len())?;
+            .y_label_area_size(380)
+            .build_cartesian_2d(
+                (left..hi * 6.0).log_scale(),
+                (0..bars.len()).into_segmented(),
+            )?;
         let labels: Vec<String> = bars.iter().map(|(w, v, _)| format!("{w} | {v}")).collect();
         chart
             .configure_mesh()
             .y_labels(bars.len())
-            .y_label_formatter(&|i| labels.get(*i).cloned().unwrap_or_default())
-            .x_label_formatter(&|x| format!("{x:.1}x"))
+            .y_label_formatter(&|value| match value {
+                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_label_formatter(&|x| format!("{x}x"))
             .disable_y_mesh()
             .draw()?;
         for (i, (_, variant, x)) in bars.iter().enumerate() {
             let color =
                 Palette99::pick(variants.iter().position(|v| v == variant).unwrap_or(0)).filled();
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(lo / 1.5, i), (*x, i + 1)],
+            let bar = Rectangle::new(
+                [
+                    (left, SegmentValue::Exact(i)),
+                    (*x, SegmentValue::Exact(i + 1)),
+                ],
                 color,
-            )))?;
-            chart.draw_series(std::iter::once(Text::new(
-                format!("{x:.2}x"),
-                (*x, i),
+            );
+            chart.draw_series(std::iter::once(bar))?;
+            let label = Text::new(
+                format!(" {x:.2}x"),
+                (*x, SegmentValue::CenterOf(i)),
                 ("sans-serif", 13).into_font(),
-            )))?;
+            );
+            chart.draw_series(std::iter::once(label))?;
         }
+        let one = [
+            (1.0, SegmentValue::Exact(0)),
+            (1.0, SegmentValue::Exact(bars.len())),
+        ];
         chart.draw_series(std::iter::once(PathElement::new(
-            vec![(1.0, 0), (1.0, bars.len())],
+            one,
             BLACK.stroke_width(2),
         )))?;
         root.present()?;

@@ -40,6 +40,9 @@ enum Command {
         /// Only workloads whose name contains this (and leave README.md alone).
         #[arg(long)]
         only: Option<String>,
+        /// Report earlier results (a `bench.jsonl` from the guest) instead of running.
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
     },
 }
 
@@ -48,6 +51,6 @@ fn main() -> Result<()> {
         Command::Setup => setup::run().map(drop),
         Command::Demo => demo::run(),
         Command::Test => test::run(),
-        Command::Bench { runs, only } => bench::run(runs, only.as_deref()),
+        Command::Bench { runs, only, from } => bench::run(runs, only.as_deref(), from.as_deref()),
     }
 }

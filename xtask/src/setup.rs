@@ -87,7 +87,8 @@ pub fn run() -> Result<Env> {
     })
 }
 
-fn workspace_root() -> Result<PathBuf> {
+/// The checkout this xtask belongs to.
+pub fn workspace_root() -> Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     Ok(manifest
         .parent()
