@@ -10,6 +10,7 @@
 //! Each buffer has one mutex, [`Buffer::inner`], the innermost lock rsheap takes. The dma-buf
 //! core calls `map_dma_buf`/`unmap_dma_buf` with the buffer's reservation lock held, so the
 //! order is `dma_resv` -> `Buffer::inner`. All ops run in process context and may sleep.
+//! Page faults take no lock: a buffer's pages never change while it lives.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
@@ -20,13 +21,12 @@ use kernel::new_mutex;
 use kernel::page::PAGE_SHIFT;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 
 use crate::heap::{Caching, Heap};
 use crate::pages::PageSet;
 use crate::sgt::SgTable;
 use crate::shim;
-use kernel::sync::Arc;
 
 /// The part of a buffer a VMA maps: user addresses `[start, end)` from buffer page `pgoff`.
 #[derive(Clone, Copy)]
