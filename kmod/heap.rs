@@ -134,10 +134,10 @@ impl Heap {
         }
         let size = pages.size();
         let buffer = Buffer::new(pages, self.clone())?.into_foreign().cast_mut();
+        let name = self.name.as_char_ptr();
         // SAFETY: `buffer` is a live buffer whose ownership moves to the dma-buf on success;
         // `name` is static.
-        let dmabuf =
-            unsafe { shim::rsheap_dmabuf_export(buffer, size, fd_flags, self.name.as_char_ptr()) };
+        let dmabuf = unsafe { shim::rsheap_dmabuf_export(buffer, size, fd_flags, name) };
         from_err_ptr(dmabuf).inspect_err(|_| {
             // SAFETY: The export failed, so `buffer` is still ours and nobody else has seen it.
             drop(unsafe { Pin::<KBox<Buffer>>::from_foreign(buffer) });
