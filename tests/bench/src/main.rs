@@ -8,7 +8,7 @@
 
 mod udmabuf;
 
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
 use rsheap::{Buffer, Heap, SyncDirection};
+use rsheap_suites::{drain_pools, probe_answer, vmap_probe, wait_for_pool_worker};
 use serde::Serialize;
 
 const MIB: usize = 1 << 20;
@@ -81,10 +82,14 @@ impl Source {
     /// Puts the pool in this variant's state before a timed run of `warmup`.
     fn prepare(self, warmup: impl FnOnce() -> Result<()>) -> Result<()> {
         match self {
-            Self::RsheapCold => drain_pools(),
+            Self::RsheapCold => {
+                drain_pools();
+                Ok(())
+            }
             Self::RsheapWarm => {
                 warmup()?;
-                wait_for_pool_worker()
+                wait_for_pool_worker();
+                Ok(())
             }
             Self::System | Self::Udmabuf => Ok(()),
         }
@@ -182,7 +187,7 @@ fn main() -> Result<()> {
                     .map(|_| {
                         let fd = source.allocate(&heaps, size)?;
                         // Let the pool worker finish zeroing the last buffer first.
-                        wait_for_pool_worker()?;
+                        wait_for_pool_worker();
                         time_vmap(&fd)
                     })
                     .collect::<Result<_>>()?;
@@ -299,59 +304,8 @@ fn touch_and_verify(bytes: &mut [u8], len: usize) -> Result<()> {
 
 /// Asks the vmap probe to time `dma_buf_vmap()` of the buffer.
 fn time_vmap(fd: &OwnedFd) -> Result<Duration> {
-    let mut probe = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open("/sys/kernel/debug/rsheap_vmap_probe")
-        .context("open the vmap probe (is rsheap_vmap_probe.ko loaded?)")?;
-    // One write: the probe parses each write on its own.
-    probe.write_all(format!("{} time", fd.as_fd().as_raw_fd()).as_bytes())?;
-    probe.rewind()?;
-    let mut answer = String::new();
-    probe.read_to_string(&mut answer)?;
-    let nanos = answer
-        .split_whitespace()
-        .find_map(|pair| pair.strip_prefix("vmap_ns="))
-        .context("the probe's answer has no vmap_ns")?
-        .parse()?;
-    Ok(Duration::from_nanos(nanos))
-}
-
-/// Empties rsheap's pools through their shrinker alone, leaving every other cache as it is.
-fn drain_pools() -> Result<()> {
-    wait_for_pool_worker()?;
-    let shrinker = std::fs::read_dir("/sys/kernel/debug/shrinker")?
-        .filter_map(|entry| entry.ok())
-        .find(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("rsheap-pool")
-        })
-        .context("rsheap's shrinker is not in /sys/kernel/debug/shrinker")?;
-    // "<memcg inode> <node> <objects to scan>"; the pools are neither per-memcg nor per-node.
-    std::fs::write(shrinker.path().join("scan"), format!("0 0 {}", u32::MAX))
-        .context("run rsheap's shrinker")
-}
-
-/// Waits until the pool worker has zeroed and filed everything freed so far.
-fn wait_for_pool_worker() -> Result<()> {
-    let counters = || -> Result<String> {
-        let stats = std::fs::read_to_string("/sys/kernel/debug/rsheap/stats")?;
-        Ok(stats
-            .lines()
-            .filter(|l| l.starts_with("chunks"))
-            .collect::<Vec<_>>()
-            .join(","))
-    };
-    let mut last = String::new();
-    for _ in 0..600 {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = counters()?;
-        if now == last {
-            return Ok(());
-        }
-        last = now;
-    }
-    anyhow::bail!("the pool worker never settled")
+    let answers = vmap_probe(&fd.as_fd().as_raw_fd(), "time");
+    Ok(Duration::from_nanos(
+        probe_answer(&answers, "vmap_ns").parse()?,
+    ))
 }

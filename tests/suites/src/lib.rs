@@ -1,8 +1,10 @@
 //! Helpers for the emulator suites, which run inside the test guest (`cargo xtask test` boots
-//! it and runs every test binary of this package there, with rsheap.ko loaded).
+//! it and runs every test binary of this package there, with rsheap.ko loaded), and for the
+//! benchmark workloads of `tests/bench`.
 //!
 //! These wrap the raw kernel interfaces the suites probe with bad input, where the safe
-//! `rsheap` API would refuse to pass it on.
+//! `rsheap` API would refuse to pass it on, and the debugfs files of rsheap.ko and the
+//! test-only vmap probe.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -106,10 +108,56 @@ pub fn wait_for_pool_worker() {
     }
 }
 
-/// Empties rsheap's pools through the kernel's shrinkers, as memory pressure would.
+/// Empties rsheap's pools through their shrinker, leaving every other cache as it is.
 pub fn drain_pools() {
     wait_for_pool_worker();
-    std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches");
+    let shrinker = std::fs::read_dir("/sys/kernel/debug/shrinker")
+        .expect("list shrinkers")
+        .filter_map(|entry| entry.ok())
+        .find(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("rsheap-pool")
+        })
+        .expect("rsheap's shrinker is in /sys/kernel/debug/shrinker");
+    // "<memcg inode> <node> <objects to scan>"; the pools are neither per-memcg nor per-node.
+    std::fs::write(shrinker.path().join("scan"), format!("0 0 {}", u32::MAX))
+        .expect("run rsheap's shrinker");
+}
+
+/// Runs the test-only vmap probe (`tests/vmap_probe`) on the dma-buf `fd` in `mode` (`time`,
+/// `sum` or `twice`) and returns its `key=value` answers.
+pub fn vmap_probe(fd: &impl AsRawFd, mode: &str) -> Vec<(String, String)> {
+    use std::io::{Read, Seek, Write};
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .open("/sys/kernel/debug/rsheap_vmap_probe")
+        .expect("open the vmap probe (is rsheap_vmap_probe.ko loaded?)");
+    // One write: the probe parses each write on its own.
+    file.write_all(format!("{} {mode}", fd.as_raw_fd()).as_bytes())
+        .expect("probe the buffer");
+    file.rewind().expect("rewind");
+    let mut answer = String::new();
+    file.read_to_string(&mut answer)
+        .expect("read the probe's answer");
+    answer
+        .split_whitespace()
+        .filter_map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// The value of `key` in the vmap probe's answers.
+pub fn probe_answer<'a>(answers: &'a [(String, String)], key: &str) -> &'a str {
+    answers
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("the vmap probe gave no {key}"))
 }
 
 /// A value from `/proc/meminfo`, in bytes.

@@ -1,44 +1,14 @@
 //! Kernel mappings of rsheap buffers, through the test-only probe module
 //! (`tests/vmap_probe`), which calls `dma_buf_vmap()` as an importing driver would.
 
-use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, AsRawFd};
 
 use rsheap::{Buffer, Heap, SyncDirection};
-use rsheap_suites::{pattern_byte, RSHEAP, RSHEAP_UNCACHED};
+use rsheap_suites::{pattern_byte, probe_answer as answer, vmap_probe, RSHEAP, RSHEAP_UNCACHED};
 
-const PROBE: &str = "/sys/kernel/debug/rsheap_vmap_probe";
-
-/// Runs the probe on `buffer` in `mode` and returns its `key=value` answers.
+/// Runs the probe on `buffer` in `mode`.
 fn probe(buffer: &Buffer, mode: &str) -> Vec<(String, String)> {
-    let mut file = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(PROBE)
-        .expect("open the vmap probe");
-    // One write: the probe parses each write on its own.
-    let request = format!("{} {mode}", buffer.as_fd().as_raw_fd());
-    file.write_all(request.as_bytes())
-        .expect("probe the buffer");
-    file.rewind().expect("rewind");
-    let mut answer = String::new();
-    file.read_to_string(&mut answer)
-        .expect("read the probe's answer");
-    answer
-        .split_whitespace()
-        .filter_map(|pair| {
-            pair.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect()
-}
-
-fn answer<'a>(answers: &'a [(String, String)], key: &str) -> &'a str {
-    answers
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .expect("the probe answers")
+    vmap_probe(&buffer.as_fd().as_raw_fd(), mode)
 }
 
 fn fill(buffer: &Buffer, seed: u8) -> u64 {
