@@ -78,7 +78,12 @@ impl Results {
     fn report(&self, root: &Path, runs: usize, full: bool) -> Result<()> {
         let table = self.table();
         println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
-        let plot = root.join("docs/bench.png");
+        // A partial run must not replace the plot README.md shows.
+        let plot = if full {
+            root.join("docs/bench.png")
+        } else {
+            root.join("target/bench-partial.png")
+        };
         self.plot(&plot)?;
         println!("plot: {}", plot.display());
         if full {
