@@ -11,17 +11,20 @@
 //! core calls `map_dma_buf`/`unmap_dma_buf` with the buffer's reservation lock held, so the
 //! order is `dma_resv` -> `Buffer::inner`. All ops run in process context and may sleep.
 //! Page faults take no lock: a buffer's pages never change while it lives.
+//!
+//! File transfers (`/dev/rsheap`) take turns through a flag under `Buffer::inner` and the
+//! condition variable [`Buffer::transfer_done`]; the I/O itself runs with no lock held.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::alloc::KVVec;
 use kernel::bindings;
 use kernel::error::to_result;
-use kernel::new_mutex;
 use kernel::page::PAGE_SHIFT;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::{new_condvar, new_mutex};
 
 use crate::heap::{Caching, Heap};
 use crate::pages::PageSet;
@@ -64,6 +67,8 @@ struct BufferInner {
     /// Attachments keyed by the address of the core's `struct dma_buf_attachment`.
     attachments: RBTree<usize, Attachment>,
     vmap: Option<KernelMapping>,
+    /// A file transfer of this buffer is running.
+    transferring: bool,
 }
 
 // SAFETY: The raw pointers inside are a device kept alive by the dma-buf core and a kernel
@@ -82,6 +87,9 @@ pub(crate) struct Buffer {
     pages: PageSet,
     #[pin]
     inner: Mutex<BufferInner>,
+    /// Signalled when a transfer ends, for the next one waiting.
+    #[pin]
+    transfer_done: CondVar,
 }
 
 impl Buffer {
@@ -94,9 +102,10 @@ impl Buffer {
                 heap: owner,
                 pages,
                 inner <- new_mutex!(
-                    BufferInner { attachments: RBTree::new(), vmap: None },
+                    BufferInner { attachments: RBTree::new(), vmap: None, transferring: false },
                     "Buffer::inner"
                 ),
+                transfer_done <- new_condvar!("Buffer::transfer_done"),
             }),
             GFP_KERNEL,
         )?;
@@ -191,6 +200,47 @@ impl Buffer {
         for attachment in inner.attachments.values_mut() {
             attachment.table.sync_for_device();
         }
+    }
+
+    /// Runs `f`, which moves bytes into or out of the buffer's pages, as the buffer's only file
+    /// transfer, with the cache maintenance of CPU access around it.
+    ///
+    /// Transfers of one buffer take turns: this first waits for a running one to end, and fails
+    /// with `ERESTARTSYS` if a signal ends the wait. Pages of an uncached buffer are also
+    /// written back and invalidated in the CPU caches on both sides, since the page cache path
+    /// reaches them through the cached linear mapping.
+    pub(crate) fn exclusive_transfer<T>(&self, f: impl FnOnce(&PageSet) -> Result<T>) -> Result<T> {
+        let mut inner = self.inner.lock();
+        while inner.transferring {
+            if self.transfer_done.wait_interruptible(&mut inner) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        inner.transferring = true;
+        drop(inner);
+
+        let result = self.cpu_synced(|| f(&self.pages));
+
+        self.inner.lock().transferring = false;
+        self.transfer_done.notify_one();
+        result
+    }
+
+    /// Runs `f` between [`Self::begin_cpu_access`] and [`Self::end_cpu_access`], flushing an
+    /// uncached buffer's pages before and after. A failed flush after `f` is reported as the
+    /// result, though `f` moved its bytes.
+    fn cpu_synced<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.uncached() {
+            self.heap.flush(&self.pages)?;
+        }
+        self.begin_cpu_access();
+        let result = f();
+        self.end_cpu_access();
+        let value = result?;
+        if self.uncached() {
+            self.heap.flush(&self.pages)?;
+        }
+        Ok(value)
     }
 
     /// Calls `f` on the kernel mapping in pieces whose length fits the C `int` the cache

@@ -144,9 +144,9 @@ impl Heap {
         })
     }
 
-    /// Writes `pages` back from the CPU caches, so a write-combined mapping sees no stale
-    /// lines, by mapping them for DMA once.
-    fn flush(&self, pages: &PageSet) -> Result {
+    /// Writes `pages` back from the CPU caches and invalidates them there, so a write-combined
+    /// mapping sees no stale lines, by mapping them for DMA once.
+    pub(crate) fn flush(&self, pages: &PageSet) -> Result {
         let mut table = SgTable::new(pages)?;
         // By the type invariants `dma_dev` outlives the mapping, which `table` drops at once.
         table.map(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points the C shim's `dma_heap_ops` and `dma_buf_ops` call.
+//! Entry points the C shim's `dma_heap_ops`, `dma_buf_ops`, shrinker, debugfs file and control
+//! device call.
 //!
 //! Each rebuilds the typed object from the opaque pointer it was handed, calls one method on
 //! it, and turns the result into the errno convention of the op.
@@ -18,6 +19,7 @@ use crate::heap::Heap;
 use crate::pool::Pools;
 use crate::shim::{self, DmaBuf};
 use crate::stats::Inventory;
+use crate::transfer::{self, Direction, Request};
 
 /// Borrows the buffer behind `dma_buf->priv`.
 ///
@@ -25,7 +27,7 @@ use crate::stats::Inventory;
 ///
 /// `buffer` must be the `priv` of a live rsheap dma-buf, and the borrow must end before the
 /// dma-buf is released.
-unsafe fn borrow<'a>(buffer: *mut c_void) -> Pin<&'a Buffer> {
+pub(crate) unsafe fn borrow<'a>(buffer: *mut c_void) -> Pin<&'a Buffer> {
     // SAFETY: The caller guarantees `buffer` came from `into_foreign` and is not yet released.
     unsafe { <Pin<KBox<Buffer>> as ForeignOwnable>::borrow(buffer) }
 }
@@ -257,4 +259,49 @@ unsafe extern "C" fn rsheap_stats_show(
     let inventory = unsafe { <KBox<Inventory> as ForeignOwnable>::borrow(inventory) };
     // SAFETY: The caller guarantees `seq` is in a `show` call.
     to_errno(unsafe { inventory.show(seq) })
+}
+
+/// The control device's `RSHEAP_IOC_LOAD` (`store` false) and `RSHEAP_IOC_STORE`, with the
+/// fields the shim decoded from `struct rsheap_transfer`.
+///
+/// # Safety
+///
+/// `bytes` and `direct_bytes` must be valid for writes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn rsheap_ctl_transfer(
+    store: bool,
+    flags: u32,
+    file_fd: c_int,
+    buf_fd: c_int,
+    file_offset: u64,
+    buf_offset: u64,
+    length: u64,
+    bytes: *mut u64,
+    direct_bytes: *mut u64,
+) -> c_int {
+    let request = Request {
+        direction: if store {
+            Direction::Store
+        } else {
+            Direction::Load
+        },
+        flags,
+        file_fd,
+        buf_fd,
+        file_offset,
+        buf_offset,
+        length,
+    };
+    match transfer::transfer(&request) {
+        Ok(moved) => {
+            // SAFETY: The caller guarantees both outputs are valid for writes.
+            unsafe {
+                bytes.write(moved.bytes);
+                direct_bytes.write(moved.direct);
+            }
+            0
+        }
+        Err(err) => err.to_errno(),
+    }
 }

@@ -221,6 +221,28 @@ impl PageSet {
         (page < first + chunk.page_count()).then_some((chunk, first))
     }
 
+    /// The chunks from the one holding byte `offset` to the last, each with the offset into it
+    /// at which they are reached from `offset` (non-zero only for the first). Empty if `offset`
+    /// is past the end.
+    pub(crate) fn chunks_from(&self, offset: usize) -> impl Iterator<Item = (&Chunk, usize)> {
+        let page = offset >> PAGE_SHIFT;
+        let index = self
+            .firsts
+            .partition_point(|&first| first <= page)
+            .saturating_sub(1);
+        let first = self.firsts.get(index).copied().unwrap_or(0);
+        let skip = offset.saturating_sub(first << PAGE_SHIFT);
+        let chunks = if offset < self.size {
+            self.chunks.get(index..).unwrap_or(&[])
+        } else {
+            &[]
+        };
+        chunks
+            .iter()
+            .enumerate()
+            .map(move |(i, chunk)| (chunk, if i == 0 { skip } else { 0 }))
+    }
+
     /// Takes the chunks out, to free or pool them; the set is left empty. Only for the
     /// owner's teardown.
     pub(crate) fn take_chunks(&mut self) -> KVVec<Chunk> {

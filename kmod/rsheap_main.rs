@@ -3,10 +3,13 @@
 //! rsheap: dma-buf system heaps for camera and NPU pipelines.
 //!
 //! Registers `/dev/dma_heap/rsheap` (cached) and `/dev/dma_heap/rsheap-uncached`, which hand
-//! out zeroed system memory in 1 MiB, 64 KiB and base-page chunks as dma-bufs with CPU mmap
-//! (one mapping call per chunk), kernel vmap, device attach/map and CPU-access sync. Freed
+//! out zeroed system memory in 2 MiB, 1 MiB, 64 KiB and base-page chunks as dma-bufs with CPU
+//! mmap (one fault per chunk), kernel vmap, device attach/map and CPU-access sync. Freed
 //! pages are zeroed by a worker and pooled per order, so warm allocations skip both the page
 //! allocator and zeroing; a shrinker gives pooled pages back under memory pressure.
+//!
+//! `/dev/rsheap` moves file contents straight into and out of those buffers, by direct I/O
+//! where the file allows (`include/uapi/linux/rsheap.h`).
 //!
 //! The Rust core holds all policy; `rsheap_shim.c` holds only what the 6.12 `kernel` crate
 //! cannot express (ops tables, static inlines, module parameters, debugfs and shrinker
@@ -17,6 +20,7 @@ use kernel::prelude::*;
 use kernel::types::ForeignOwnable;
 
 mod buffer;
+mod fd;
 mod heap;
 mod ops;
 mod pages;
@@ -24,10 +28,11 @@ mod pool;
 mod sgt;
 mod shim;
 mod stats;
+mod transfer;
 
 use heap::{Caching, Heap};
 use pool::Pools;
-use shim::DmaDevice;
+use shim::{ControlDevice, DmaDevice};
 use stats::Inventory;
 
 module! {
@@ -46,6 +51,7 @@ impl kernel::Module for RsheapModule {
         let limit = shim::pool_limit_mb().map_or_else(pool::default_limit_pages, pool::mb_to_pages);
         let pools = Pools::new(limit, !accounting)?;
         let dma_dev = DmaDevice::create()?;
+        let control = ControlDevice::register()?;
         let cached = Heap::new(
             c_str!("rsheap"),
             Caching::Cached,
@@ -63,8 +69,10 @@ impl kernel::Module for RsheapModule {
 
         // Once a heap is registered the module can never unload, so nothing below fails init.
         cached.register()?;
-        // The heaps use the device for as long as the module lives.
+        // The heaps use the device, and the control device works on their buffers, for as long
+        // as the module lives.
         dma_dev.leak();
+        control.leak();
         let uncached = match uncached.register() {
             Ok(()) => Some(uncached),
             Err(err) => {

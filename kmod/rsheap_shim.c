@@ -4,20 +4,25 @@
  *
  * The 6.12 `kernel` crate has no dma-buf or dma-heap types, and bindgen
  * cannot see static inlines and macros.  This file holds exactly those
- * pieces: the two ops tables (whose callbacks unpack the core's structs and
- * call one Rust function each), the dma-buf export, one-line forwarders for
- * static inlines and macros, and the namespace imports.  All policy lives in
- * Rust.
+ * pieces: the ops tables (whose callbacks unpack the core's structs and call
+ * one Rust function each), the dma-buf export, the control device's ioctl
+ * ABI, one-line forwarders for static inlines and macros, and the namespace
+ * imports.  All policy lives in Rust.
  */
 
+#include <linux/blkdev.h>
+#include <linux/bvec.h>
 #include <linux/debugfs.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-heap.h>
 #include <linux/dma-mapping.h>
 #include <linux/err.h>
+#include <linux/file.h>
+#include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/huge_mm.h>
 #include <linux/iosys-map.h>
+#include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/pfn_t.h>
@@ -26,8 +31,13 @@
 #include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/shrinker.h>
+#include <linux/stat.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
 #include <linux/vmalloc.h>
 #include <linux/vmstat.h>
+
+#include <uapi/linux/rsheap.h>
 
 #include "rsheap_shim.h"
 
@@ -430,4 +440,171 @@ void rsheap_debugfs_create(void *inventory)
 	struct dentry *dir = debugfs_create_dir("rsheap", NULL);
 
 	debugfs_create_file("stats", 0444, dir, inventory, &stats_fops);
+}
+
+/* Buffers and files named by the control device's callers. */
+
+void *rsheap_dmabuf_get(int fd, struct dma_buf **dmabuf)
+{
+	struct dma_buf *buf = dma_buf_get(fd);
+
+	if (IS_ERR(buf))
+		return ERR_CAST(buf);
+	if (buf->ops != &rsheap_buf_ops) {
+		dma_buf_put(buf);
+		return ERR_PTR(-EXDEV);
+	}
+	*dmabuf = buf;
+	return buf->priv;
+}
+
+void rsheap_dmabuf_put(struct dma_buf *dmabuf)
+{
+	dma_buf_put(dmabuf);
+}
+
+unsigned int rsheap_file_access(struct file *file)
+{
+	unsigned int access = 0;
+
+	if (file->f_mode & FMODE_READ)
+		access |= RSHEAP_ACCESS_READ;
+	if (file->f_mode & FMODE_WRITE)
+		access |= RSHEAP_ACCESS_WRITE;
+	if (file->f_flags & O_APPEND)
+		access |= RSHEAP_ACCESS_APPEND;
+	if (file->f_mode & FMODE_CAN_ODIRECT)
+		access |= RSHEAP_ACCESS_DIRECT;
+	return access;
+}
+
+unsigned int rsheap_dmabuf_access(struct dma_buf *dmabuf)
+{
+	return rsheap_file_access(dmabuf->file);
+}
+
+unsigned int rsheap_file_type(struct file *file)
+{
+	return file_inode(file)->i_mode & S_IFMT;
+}
+
+u64 rsheap_file_size(struct file *file)
+{
+	/* The mapping's host is the block device's inode for device files. */
+	return i_size_read(file->f_mapping->host);
+}
+
+void rsheap_file_dio_align(struct file *file, u32 *offset_align,
+			   u32 *mem_align)
+{
+	struct kstat stat = {};
+
+	*offset_align = 0;
+	*mem_align = 0;
+	if (!(file->f_mode & FMODE_CAN_ODIRECT))
+		return;
+	if (S_ISBLK(file_inode(file)->i_mode)) {
+		struct block_device *bdev = file_bdev(file);
+
+		*offset_align = bdev_logical_block_size(bdev);
+		*mem_align = bdev_dma_alignment(bdev) + 1;
+		return;
+	}
+	if (vfs_getattr_nosec(&file->f_path, &stat, STATX_DIOALIGN,
+			      AT_STATX_SYNC_AS_STAT))
+		return;
+	if (stat.result_mask & STATX_DIOALIGN) {
+		*offset_align = stat.dio_offset_align;
+		*mem_align = stat.dio_mem_align;
+	}
+}
+
+ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
+		       const struct bio_vec *bvec, unsigned long nr_segs,
+		       size_t count)
+{
+	struct kiocb kiocb;
+	struct iov_iter iter;
+
+	init_sync_kiocb(&kiocb, file);
+	kiocb.ki_pos = pos;
+	kiocb.ki_flags &= ~IOCB_DIRECT;
+	if (direct)
+		kiocb.ki_flags |= IOCB_DIRECT;
+	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_segs,
+		      count);
+	if (write)
+		return vfs_iocb_iter_write(file, &kiocb, &iter);
+	return vfs_iocb_iter_read(file, &kiocb, &iter);
+}
+
+/*
+ * The control device /dev/rsheap.  The ioctl decodes the versioned uapi
+ * struct (copy_struct_from_user: a newer, larger struct is accepted if its
+ * extra bytes are zero) and hands the fields to Rust.
+ */
+
+static_assert(sizeof(struct rsheap_transfer) == RSHEAP_TRANSFER_SIZE_VER0);
+
+static long op_ctl_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct rsheap_transfer __user *uarg = (void __user *)arg;
+	struct rsheap_transfer req;
+	u64 bytes = 0, direct_bytes = 0;
+	bool store;
+	u32 usize;
+	int ret;
+
+	if (_IOC_TYPE(cmd) != RSHEAP_IOC_MAGIC ||
+	    _IOC_DIR(cmd) != (_IOC_READ | _IOC_WRITE))
+		return -ENOTTY;
+	if (_IOC_NR(cmd) == _IOC_NR(RSHEAP_IOC_LOAD))
+		store = false;
+	else if (_IOC_NR(cmd) == _IOC_NR(RSHEAP_IOC_STORE))
+		store = true;
+	else
+		return -ENOTTY;
+
+	if (get_user(usize, &uarg->size))
+		return -EFAULT;
+	if (usize < RSHEAP_TRANSFER_SIZE_VER0)
+		return -EINVAL;
+	ret = copy_struct_from_user(&req, sizeof(req), uarg, usize);
+	if (ret)
+		return ret;
+
+	ret = rsheap_ctl_transfer(store, req.flags, req.file_fd, req.buf_fd,
+				  req.file_offset, req.buf_offset, req.length,
+				  &bytes, &direct_bytes);
+	if (ret)
+		return ret;
+	req.bytes = bytes;
+	req.direct_bytes = direct_bytes;
+	if (copy_to_user(uarg, &req, min_t(size_t, usize, sizeof(req))))
+		return -EFAULT;
+	return 0;
+}
+
+static const struct file_operations rsheap_ctl_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = op_ctl_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice rsheap_ctl = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "rsheap",
+	.fops = &rsheap_ctl_fops,
+};
+
+int rsheap_ctl_register(void)
+{
+	return misc_register(&rsheap_ctl);
+}
+
+void rsheap_ctl_deregister(void)
+{
+	misc_deregister(&rsheap_ctl);
 }

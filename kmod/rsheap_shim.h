@@ -21,8 +21,10 @@
 #include <linux/mm_types.h>
 #include <linux/pgtable.h>
 
+struct bio_vec;
 struct device;
 struct dma_buf;
+struct file;
 struct dma_heap;
 struct page;
 struct scatterlist;
@@ -69,6 +71,26 @@ vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
 vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn);
 unsigned int rsheap_pmd_order(void);
 
+/* What a file (or a dma-buf's file) may be used for: rsheap_file_access(). */
+#define RSHEAP_ACCESS_READ	(1U << 0)
+#define RSHEAP_ACCESS_WRITE	(1U << 1)
+#define RSHEAP_ACCESS_APPEND	(1U << 2)
+#define RSHEAP_ACCESS_DIRECT	(1U << 3)
+
+void *rsheap_dmabuf_get(int fd, struct dma_buf **dmabuf);
+void rsheap_dmabuf_put(struct dma_buf *dmabuf);
+unsigned int rsheap_dmabuf_access(struct dma_buf *dmabuf);
+unsigned int rsheap_file_access(struct file *file);
+unsigned int rsheap_file_type(struct file *file);
+u64 rsheap_file_size(struct file *file);
+void rsheap_file_dio_align(struct file *file, u32 *offset_align,
+			   u32 *mem_align);
+ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
+		       const struct bio_vec *bvec, unsigned long nr_segs,
+		       size_t count);
+int rsheap_ctl_register(void);
+void rsheap_ctl_deregister(void);
+
 /* Implemented in Rust (ops.rs), called from C. */
 struct dma_buf *rsheap_heap_allocate(void *heap, unsigned long len,
 				     u32 fd_flags, u64 heap_flags);
@@ -91,5 +113,8 @@ void rsheap_buffer_release(void *buffer);
 unsigned long rsheap_pools_count(void *pools);
 unsigned long rsheap_pools_scan(void *pools, unsigned long nr_to_scan);
 int rsheap_stats_show(void *inventory, struct seq_file *m);
+int rsheap_ctl_transfer(bool store, u32 flags, int file_fd, int buf_fd,
+			u64 file_offset, u64 buf_offset, u64 length,
+			u64 *bytes, u64 *direct_bytes);
 
 #endif /* RSHEAP_SHIM_H */

@@ -105,7 +105,38 @@ extern "C" {
     ) -> bindings::vm_fault_t;
     pub(crate) fn rsheap_vmf_insert_pfn_pmd(vmf: *mut VmFault, pfn: usize) -> bindings::vm_fault_t;
     fn rsheap_pmd_order() -> c_uint;
+    pub(crate) fn rsheap_dmabuf_get(fd: c_int, dmabuf: *mut *mut DmaBuf) -> *mut c_void;
+    pub(crate) fn rsheap_dmabuf_put(dmabuf: *mut DmaBuf);
+    pub(crate) fn rsheap_dmabuf_access(dmabuf: *mut DmaBuf) -> c_uint;
+    pub(crate) fn rsheap_file_access(file: *mut bindings::file) -> c_uint;
+    pub(crate) fn rsheap_file_type(file: *mut bindings::file) -> c_uint;
+    pub(crate) fn rsheap_file_size(file: *mut bindings::file) -> u64;
+    pub(crate) fn rsheap_file_dio_align(
+        file: *mut bindings::file,
+        offset_align: *mut u32,
+        mem_align: *mut u32,
+    );
+    pub(crate) fn rsheap_file_rw(
+        file: *mut bindings::file,
+        write: bool,
+        direct: bool,
+        pos: u64,
+        bvec: *const bindings::bio_vec,
+        nr_segs: usize,
+        count: usize,
+    ) -> isize;
+    fn rsheap_ctl_register() -> c_int;
+    fn rsheap_ctl_deregister();
 }
+
+/// `rsheap_file_access()`: open for reading.
+pub(crate) const ACCESS_READ: c_uint = 1 << 0;
+/// `rsheap_file_access()`: open for writing.
+pub(crate) const ACCESS_WRITE: c_uint = 1 << 1;
+/// `rsheap_file_access()`: opened with `O_APPEND`.
+pub(crate) const ACCESS_APPEND: c_uint = 1 << 2;
+/// `rsheap_file_access()`: supports direct I/O.
+pub(crate) const ACCESS_DIRECT: c_uint = 1 << 3;
 
 /// The order of a PMD mapping, or 0 if this kernel cannot map PFNs with PMDs.
 pub(crate) fn pmd_order() -> u32 {
@@ -154,6 +185,30 @@ pub(crate) fn fatal_signal_pending() -> bool {
 pub(crate) fn cond_resched() {
     // SAFETY: Callers run in process context without spinlocks held.
     unsafe { rsheap_cond_resched() }
+}
+
+/// The control device `/dev/rsheap`, registered while this lives.
+pub(crate) struct ControlDevice(());
+
+impl ControlDevice {
+    /// Registers `/dev/rsheap`.
+    pub(crate) fn register() -> Result<Self> {
+        // SAFETY: Registers a static misc device; called once, at module init.
+        kernel::error::to_result(unsafe { rsheap_ctl_register() })?;
+        Ok(Self(()))
+    }
+
+    /// Keeps the device registered for the rest of the module's life.
+    pub(crate) fn leak(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for ControlDevice {
+    fn drop(&mut self) {
+        // SAFETY: The device was registered by `register`, and only this value undoes it.
+        unsafe { rsheap_ctl_deregister() };
+    }
 }
 
 /// A device of the module's own, through which uncached pages are flushed.

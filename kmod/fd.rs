@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! References taken from a caller's file descriptors: the file a transfer reads or writes
+//! ([`FileRef`]) and the rsheap buffer on the other side ([`BufferRef`]).
+//!
+//! Each holds a counted reference for as long as it lives, so the file, or the dma-buf and its
+//! pages, stay valid while a transfer uses them even if the caller closes the descriptor.
+
+use core::ptr::NonNull;
+use kernel::bindings;
+use kernel::error::from_err_ptr;
+use kernel::ffi::{c_int, c_uint, c_void};
+use kernel::page::PAGE_SIZE;
+use kernel::prelude::*;
+
+use crate::buffer::Buffer;
+use crate::shim::{self, DmaBuf};
+
+/// How a file may be used, as opened.
+#[derive(Clone, Copy)]
+pub(crate) struct Access {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+    /// Opened with `O_APPEND`: writes go to the end whatever the offset.
+    pub(crate) append: bool,
+    /// The file supports direct I/O.
+    pub(crate) direct: bool,
+}
+
+impl Access {
+    fn from_bits(bits: c_uint) -> Self {
+        Self {
+            read: bits & shim::ACCESS_READ != 0,
+            write: bits & shim::ACCESS_WRITE != 0,
+            append: bits & shim::ACCESS_APPEND != 0,
+            direct: bits & shim::ACCESS_DIRECT != 0,
+        }
+    }
+}
+
+/// What kind of file a descriptor names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Regular,
+    BlockDevice,
+    Directory,
+    /// A pipe or a socket: no offsets.
+    Stream,
+    Other,
+}
+
+/// A counted reference to an open file.
+///
+/// # Invariants
+///
+/// `file` holds one reference taken by `fget`, put when this drops.
+pub(crate) struct FileRef {
+    file: NonNull<bindings::file>,
+}
+
+impl FileRef {
+    /// The file open as `fd` in the calling process; `EBADF` if there is none.
+    pub(crate) fn get(fd: c_int) -> Result<Self> {
+        let fd = c_uint::try_from(fd).map_err(|_| EBADF)?;
+        // SAFETY: `fget` accepts any number and returns a new reference or null.
+        let file = NonNull::new(unsafe { bindings::fget(fd) }).ok_or(EBADF)?;
+        // INVARIANT: A reference from `fget`.
+        Ok(Self { file })
+    }
+
+    /// What kind of file this is.
+    pub(crate) fn kind(&self) -> FileKind {
+        // SAFETY: By the type invariants `file` is a live file.
+        let kind = unsafe { shim::rsheap_file_type(self.file.as_ptr()) };
+        match kind {
+            bindings::S_IFREG => FileKind::Regular,
+            bindings::S_IFBLK => FileKind::BlockDevice,
+            bindings::S_IFDIR => FileKind::Directory,
+            bindings::S_IFIFO | bindings::S_IFSOCK => FileKind::Stream,
+            _ => FileKind::Other,
+        }
+    }
+
+    /// How the file was opened.
+    pub(crate) fn access(&self) -> Access {
+        // SAFETY: By the type invariants `file` is a live file.
+        Access::from_bits(unsafe { shim::rsheap_file_access(self.file.as_ptr()) })
+    }
+
+    /// The file's size in bytes, sampled now.
+    pub(crate) fn size(&self) -> u64 {
+        // SAFETY: By the type invariants `file` is a live file.
+        unsafe { shim::rsheap_file_size(self.file.as_ptr()) }
+    }
+
+    /// The alignment direct I/O needs of file offsets, lengths and memory (the larger of the
+    /// file's two `STATX_DIOALIGN` figures), or `None` if the file has no direct I/O or needs
+    /// more than a page, which chunk boundaries in a buffer do not guarantee.
+    pub(crate) fn direct_io_alignment(&self) -> Option<usize> {
+        let (mut offset_align, mut mem_align) = (0u32, 0u32);
+        // SAFETY: By the type invariants `file` is a live file; both outputs are valid.
+        unsafe {
+            shim::rsheap_file_dio_align(self.file.as_ptr(), &mut offset_align, &mut mem_align)
+        };
+        let align = usize::try_from(offset_align.max(mem_align)).ok()?;
+        let usable = offset_align != 0 && mem_align != 0 && align.is_power_of_two();
+        (usable && align <= PAGE_SIZE).then_some(align)
+    }
+
+    /// Reads from file offset `pos` into the memory `segments` describe, `len` bytes in all,
+    /// by direct I/O if `direct`. Returns the bytes read, 0 at the end of the file.
+    pub(crate) fn read(
+        &self,
+        pos: u64,
+        segments: &[bindings::bio_vec],
+        len: usize,
+        direct: bool,
+    ) -> Result<usize> {
+        self.rw(false, pos, segments, len, direct)
+    }
+
+    /// Writes the memory `segments` describe, `len` bytes in all, to file offset `pos`, by
+    /// direct I/O if `direct`. Returns the bytes written.
+    pub(crate) fn write(
+        &self,
+        pos: u64,
+        segments: &[bindings::bio_vec],
+        len: usize,
+        direct: bool,
+    ) -> Result<usize> {
+        self.rw(true, pos, segments, len, direct)
+    }
+
+    fn rw(
+        &self,
+        write: bool,
+        pos: u64,
+        segments: &[bindings::bio_vec],
+        len: usize,
+        direct: bool,
+    ) -> Result<usize> {
+        // SAFETY: By the type invariants `file` is a live file. The caller's `segments` describe
+        // `len` bytes of pages that stay allocated for the call (a transfer holds its buffer).
+        let ret = unsafe {
+            shim::rsheap_file_rw(
+                self.file.as_ptr(),
+                write,
+                direct,
+                pos,
+                segments.as_ptr(),
+                segments.len(),
+                len,
+            )
+        };
+        if ret < 0 {
+            // `ret` is a negative errno, which fits an `i32`.
+            return Err(Error::from_errno(ret as i32));
+        }
+        Ok(ret as usize)
+    }
+}
+
+impl Drop for FileRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants this owns one reference, given back here.
+        unsafe { bindings::fput(self.file.as_ptr()) };
+    }
+}
+
+/// A counted reference to a dma-buf exported by an rsheap heap.
+///
+/// # Invariants
+///
+/// `dmabuf` holds one reference taken by `dma_buf_get` and put when this drops, and `buffer`
+/// is its `priv`, an rsheap buffer, which lives at least as long as that reference.
+pub(crate) struct BufferRef {
+    dmabuf: NonNull<DmaBuf>,
+    buffer: NonNull<c_void>,
+}
+
+impl BufferRef {
+    /// The rsheap buffer open as `fd`: `EBADF` if `fd` is not open, `EINVAL` if it is not a
+    /// dma-buf, `EXDEV` if another exporter made it.
+    pub(crate) fn get(fd: c_int) -> Result<Self> {
+        let mut dmabuf = core::ptr::null_mut();
+        // SAFETY: `rsheap_dmabuf_get` accepts any number and on success stores a new reference.
+        let buffer = from_err_ptr(unsafe { shim::rsheap_dmabuf_get(fd, &mut dmabuf) })?;
+        let dmabuf = NonNull::new(dmabuf).ok_or(EINVAL)?;
+        // INVARIANT: A reference from `dma_buf_get` to one of rsheap's dma-bufs, whose `priv`
+        // is its buffer until release, which this reference holds off.
+        match NonNull::new(buffer) {
+            Some(buffer) => Ok(Self { dmabuf, buffer }),
+            None => {
+                // SAFETY: The reference was just taken and is not stored anywhere.
+                unsafe { shim::rsheap_dmabuf_put(dmabuf.as_ptr()) };
+                Err(EINVAL)
+            }
+        }
+    }
+
+    /// The buffer.
+    pub(crate) fn buffer(&self) -> Pin<&Buffer> {
+        // SAFETY: By the type invariants `buffer` is the live `priv` of the dma-buf this holds.
+        unsafe { crate::ops::borrow(self.buffer.as_ptr()) }
+    }
+
+    /// How the dma-buf's file was opened (`fd_flags` at allocation).
+    pub(crate) fn access(&self) -> Access {
+        // SAFETY: By the type invariants `dmabuf` is a live dma-buf.
+        Access::from_bits(unsafe { shim::rsheap_dmabuf_access(self.dmabuf.as_ptr()) })
+    }
+}
+
+impl Drop for BufferRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants this owns one reference, given back here.
+        unsafe { shim::rsheap_dmabuf_put(self.dmabuf.as_ptr()) };
+    }
+}

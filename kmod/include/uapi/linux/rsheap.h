@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * rsheap control device: file I/O straight into and out of rsheap buffers.
+ *
+ * /dev/rsheap moves bytes between a file and a dma-buf exported by an rsheap
+ * heap (/dev/dma_heap/rsheap or /dev/dma_heap/rsheap-uncached), without a CPU
+ * mapping of the buffer and, where the file allows, without the page cache:
+ *
+ *   RSHEAP_IOC_LOAD   file -> buffer
+ *   RSHEAP_IOC_STORE  buffer -> file
+ *
+ * Paths.  The part of the range that meets the file's direct I/O alignment
+ * (statx STATX_DIOALIGN: file offset, length and buffer offset) moves by
+ * direct I/O into or out of the buffer's pages; an unaligned head or tail,
+ * and files without direct I/O, go through the page cache.  The result says
+ * how many bytes moved and how many of them by direct I/O.
+ *
+ * Ranges.  Offsets and lengths are 64-bit; a range that overflows gives
+ * EOVERFLOW, a buffer range outside the buffer EINVAL.  A LOAD stops at the
+ * end of the file, as read(2) does: the short count is returned and the
+ * buffer past it is left untouched.  A STORE may extend the file.  A length
+ * of 0 moves nothing and succeeds.
+ *
+ * Errors, besides those of read(2) and write(2):
+ *   EBADF    a descriptor is not open; the file is not open for reading
+ *            (LOAD) or writing (STORE); the buffer is not open for writing
+ *            (LOAD)
+ *   EINVAL   buf_fd is not a dma-buf; unknown flags; the range lies outside
+ *            the buffer; the file is neither a regular file nor a block
+ *            device; STORE to a file opened with O_APPEND
+ *   EXDEV    buf_fd is a dma-buf of another exporter
+ *   EISDIR   file_fd is a directory
+ *   ESPIPE   file_fd is a pipe or a socket
+ *   E2BIG    size is larger than the kernel's struct and the extra bytes are
+ *            not zero
+ *
+ * Concurrency.  Transfers on one buffer run one at a time: a second LOAD or
+ * STORE on the same buffer waits for the first (a signal ends the wait with
+ * EINTR, or a restart).  CPU and device access to a buffer during a transfer
+ * of it is the caller's to order, as for any DMA.  Around the transfer the
+ * buffer gets the same cache maintenance as DMA_BUF_IOCTL_SYNC.
+ *
+ * Signals.  A fatal signal stops a transfer between steps of at most
+ * RSHEAP_TRANSFER_STEP bytes; the bytes already moved are reported.
+ */
+
+#ifndef _UAPI_LINUX_RSHEAP_H
+#define _UAPI_LINUX_RSHEAP_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/* Never use direct I/O: every byte goes through the page cache. */
+#define RSHEAP_TRANSFER_BUFFERED	(1U << 0)
+
+#define RSHEAP_TRANSFER_FLAGS		(RSHEAP_TRANSFER_BUFFERED)
+
+/* The most one step of a transfer moves between checks for fatal signals. */
+#define RSHEAP_TRANSFER_STEP		(16U << 20)
+
+/**
+ * struct rsheap_transfer - a LOAD or STORE request and its result
+ * @size:		in: sizeof(struct rsheap_transfer) as the caller knows
+ *			it; later versions only append fields
+ * @flags:		in: RSHEAP_TRANSFER_* flags
+ * @file_fd:		in: the file, a regular file or a block device
+ * @buf_fd:		in: a dma-buf of an rsheap heap
+ * @file_offset:	in: where in the file the range starts
+ * @buf_offset:		in: where in the buffer the range starts
+ * @length:		in: bytes to move
+ * @bytes:		out: bytes moved
+ * @direct_bytes:	out: how many of @bytes moved by direct I/O
+ */
+struct rsheap_transfer {
+	__u32 size;
+	__u32 flags;
+	__s32 file_fd;
+	__s32 buf_fd;
+	__u64 file_offset;
+	__u64 buf_offset;
+	__u64 length;
+	__u64 bytes;
+	__u64 direct_bytes;
+};
+
+/* The size of the first version of struct rsheap_transfer. */
+#define RSHEAP_TRANSFER_SIZE_VER0	56
+
+#define RSHEAP_IOC_MAGIC		0xB9
+
+/*
+ * The kernel matches these by type and number; the size encoded in them is
+ * the first version's and the struct's @size field says which version it is.
+ */
+#define RSHEAP_IOC_LOAD		_IOWR(RSHEAP_IOC_MAGIC, 0x00, struct rsheap_transfer)
+#define RSHEAP_IOC_STORE	_IOWR(RSHEAP_IOC_MAGIC, 0x01, struct rsheap_transfer)
+
+#endif /* _UAPI_LINUX_RSHEAP_H */

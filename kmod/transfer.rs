@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! File I/O straight into and out of buffers: the LOAD and STORE requests of `/dev/rsheap`.
+//!
+//! NPU runtimes load model weights into buffers and camera tools dump and replay frames. A
+//! dma-buf's CPU mapping is a PFN mapping, which `O_DIRECT` cannot target, so without this a
+//! load pays for the page cache and a copy. The heap owns the pages and can do better: the
+//! part of a range that meets the file's direct I/O alignment moves by direct I/O between the
+//! device and the buffer's pages; the unaligned head and tail, and files without direct I/O,
+//! go through the page cache. Either way the kernel's own read and write paths do the I/O,
+//! over page vectors that describe the buffer's chunks.
+//!
+//! A transfer goes in steps of at most [`STEP`] bytes and [`MAX_SEGMENTS`] page vectors, so
+//! one of any size needs a single small allocation, and stops between steps if the caller gets
+//! a fatal signal. The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
+
+use kernel::bindings;
+use kernel::error::Error;
+use kernel::ffi::c_int;
+use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
+use kernel::prelude::*;
+
+use crate::fd::{BufferRef, FileKind, FileRef};
+use crate::pages::PageSet;
+use crate::shim;
+
+/// The most one step moves: `RSHEAP_TRANSFER_STEP`.
+const STEP: usize = 16 << 20;
+/// The most page vectors one step uses (a 4 KiB array).
+const MAX_SEGMENTS: usize = 256;
+
+/// `RSHEAP_TRANSFER_BUFFERED`: never use direct I/O.
+const FLAG_BUFFERED: u32 = 1 << 0;
+/// `RSHEAP_TRANSFER_FLAGS`.
+const KNOWN_FLAGS: u32 = FLAG_BUFFERED;
+
+/// Which way the bytes go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// File to buffer.
+    Load,
+    /// Buffer to file.
+    Store,
+}
+
+/// A LOAD or STORE request, as the caller gave it.
+pub(crate) struct Request {
+    pub(crate) direction: Direction,
+    pub(crate) flags: u32,
+    pub(crate) file_fd: c_int,
+    pub(crate) buf_fd: c_int,
+    pub(crate) file_offset: u64,
+    pub(crate) buf_offset: u64,
+    pub(crate) length: u64,
+}
+
+/// What a transfer moved.
+#[derive(Default)]
+pub(crate) struct Moved {
+    /// Bytes moved.
+    pub(crate) bytes: u64,
+    /// How many of them moved by direct I/O.
+    pub(crate) direct: u64,
+}
+
+fn errno(code: u32) -> Error {
+    // Errno constants are small positive numbers.
+    Error::from_errno(-(code as c_int))
+}
+
+/// Validates `request` and carries it out.
+///
+/// Nothing moves unless every descriptor, mode and range is valid. Once bytes have moved, an
+/// error or a fatal signal ends the transfer with the count so far, as `read(2)` and
+/// `write(2)` report partial progress.
+pub(crate) fn transfer(request: &Request) -> Result<Moved> {
+    let store = request.direction == Direction::Store;
+    if request.flags & !KNOWN_FLAGS != 0 {
+        return Err(EINVAL);
+    }
+    let file = FileRef::get(request.file_fd)?;
+    match file.kind() {
+        FileKind::Regular | FileKind::BlockDevice => {}
+        FileKind::Directory => return Err(EISDIR),
+        FileKind::Stream => return Err(ESPIPE),
+        FileKind::Other => return Err(EINVAL),
+    }
+    let access = file.access();
+    let file_ok = if store { access.write } else { access.read };
+    if !file_ok {
+        return Err(EBADF);
+    }
+    // `O_APPEND` would write at the end whatever the offset says.
+    if store && access.append {
+        return Err(EINVAL);
+    }
+    let buffer = BufferRef::get(request.buf_fd)?;
+    if !store && !buffer.access().write {
+        return Err(EBADF);
+    }
+
+    let eoverflow = errno(bindings::EOVERFLOW);
+    request
+        .file_offset
+        .checked_add(request.length)
+        .filter(|&end| i64::try_from(end).is_ok())
+        .ok_or(eoverflow)?;
+    let buf_end = request
+        .buf_offset
+        .checked_add(request.length)
+        .ok_or(eoverflow)?;
+    let buffer = buffer.buffer();
+    if buf_end > buffer.size() as u64 {
+        return Err(EINVAL);
+    }
+    let mut length = request.length;
+    if !store {
+        // A load ends at the end of the file, leaving the rest of the range untouched.
+        length = length.min(file.size().saturating_sub(request.file_offset));
+    }
+    if length == 0 {
+        return Ok(Moved::default());
+    }
+    let align = if request.flags & FLAG_BUFFERED != 0 || !access.direct {
+        None
+    } else {
+        file.direct_io_alignment()
+    };
+
+    // Both fit in `usize`: the range lies within the buffer.
+    let (buf_offset, length) = (request.buf_offset as usize, length as usize);
+    buffer.exclusive_transfer(|pages| {
+        let transfer = Transfer {
+            file: &file,
+            pages,
+            store,
+            file_pos: request.file_offset,
+            buf_pos: buf_offset,
+            segments: KVec::with_capacity(MAX_SEGMENTS, GFP_KERNEL)?,
+            moved: Moved::default(),
+        };
+        transfer.run(length, align)
+    })
+}
+
+/// Splits `length` bytes from file offset `file_pos` and buffer offset `buf_pos` into a head
+/// for the page cache and a body for direct I/O with alignment `align`; the rest is the tail.
+///
+/// The body starts where the file offset is aligned and covers whole alignment units, and
+/// only exists if the buffer offset is aligned there too.
+fn split(file_pos: u64, buf_pos: usize, length: usize, align: Option<usize>) -> (usize, usize) {
+    let Some(align) = align else {
+        return (length, 0);
+    };
+    // `align` is a power of two no larger than a page.
+    let misalign = (file_pos & (align as u64 - 1)) as usize;
+    let head = ((align - misalign) & (align - 1)).min(length);
+    if (buf_pos + head) & (align - 1) != 0 {
+        return (length, 0);
+    }
+    (head, (length - head) & !(align - 1))
+}
+
+/// Whether a file refused direct I/O for a range, rather than failed it.
+fn refuses_direct(err: Error) -> bool {
+    err == EINVAL || err == ENOTBLK || err == errno(bindings::EOPNOTSUPP)
+}
+
+/// Whether a transfer goes on after a part of it.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The file ended.
+    EndOfFile,
+}
+
+/// One transfer in progress: where it stands in the file and in the buffer.
+struct Transfer<'a> {
+    file: &'a FileRef,
+    pages: &'a PageSet,
+    store: bool,
+    file_pos: u64,
+    buf_pos: usize,
+    /// The page vectors of the current step, with room for [`MAX_SEGMENTS`].
+    segments: KVec<bindings::bio_vec>,
+    moved: Moved,
+}
+
+impl Transfer<'_> {
+    fn run(mut self, length: usize, align: Option<usize>) -> Result<Moved> {
+        let (head, body) = split(self.file_pos, self.buf_pos, length, align);
+        let tail = length - head - body;
+        let mut result = self.move_bytes(head, false);
+        if let Ok(Flow::Continue) = result {
+            result = self.move_direct(body);
+        }
+        if let Ok(Flow::Continue) = result {
+            result = self.move_bytes(tail, false);
+        }
+        match result {
+            Err(err) if self.moved.bytes == 0 => Err(err),
+            _ => Ok(self.moved),
+        }
+    }
+
+    /// Moves the aligned body by direct I/O, or through the page cache if the file refuses
+    /// direct I/O before any of it moved.
+    fn move_direct(&mut self, len: usize) -> Result<Flow> {
+        let before = self.moved.direct;
+        match self.move_bytes(len, true) {
+            Err(err) if self.moved.direct == before && refuses_direct(err) => {
+                self.move_bytes(len, false)
+            }
+            other => other,
+        }
+    }
+
+    /// Moves `len` bytes from the current position, in steps.
+    fn move_bytes(&mut self, len: usize, direct: bool) -> Result<Flow> {
+        let end = self.buf_pos + len;
+        while self.buf_pos < end {
+            if shim::fatal_signal_pending() {
+                return Err(EINTR);
+            }
+            let step = self.describe(end - self.buf_pos)?;
+            let done = if self.store {
+                self.file
+                    .write(self.file_pos, &self.segments, step, direct)?
+            } else {
+                self.file
+                    .read(self.file_pos, &self.segments, step, direct)?
+            };
+            if done == 0 {
+                return Ok(Flow::EndOfFile);
+            }
+            self.moved.bytes += done as u64;
+            if direct {
+                self.moved.direct += done as u64;
+            }
+            self.file_pos += done as u64;
+            self.buf_pos += done;
+            shim::cond_resched();
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Describes the next step, up to `max` bytes from the current buffer position, in
+    /// `segments`, and returns its length.
+    ///
+    /// Segments end at chunk boundaries, which are page-aligned, so a step that starts aligned
+    /// for direct I/O (to at most a page) also has aligned segments.
+    fn describe(&mut self, max: usize) -> Result<usize> {
+        // SAFETY: `bio_vec` is plain data with nothing to drop; emptying only forgets entries.
+        unsafe { self.segments.set_len(0) };
+        let want = max.min(STEP);
+        let mut covered = 0;
+        for (chunk, skip) in self.pages.chunks_from(self.buf_pos) {
+            if covered == want || self.segments.len() == MAX_SEGMENTS {
+                break;
+            }
+            let len = (chunk.len() - skip).min(want - covered);
+            let segment = bindings::bio_vec {
+                // The page stays within the chunk's block of struct pages.
+                bv_page: chunk.page().wrapping_add(skip >> PAGE_SHIFT),
+                // A chunk is at most 2 MiB.
+                bv_len: len as u32,
+                bv_offset: (skip & (PAGE_SIZE - 1)) as u32,
+            };
+            // Within the capacity reserved at the start: never allocates.
+            self.segments.push(segment, GFP_KERNEL)?;
+            covered += len;
+        }
+        if covered == 0 {
+            // The caller checked the range against the buffer's size.
+            return Err(EINVAL);
+        }
+        Ok(covered)
+    }
+}
