@@ -4,7 +4,8 @@
 //! other, such as the in-tree `system` heap). A [`Buffer`] owns the dma-buf file descriptor;
 //! [`Buffer::map`] gives a [`Mapping`] with slice views of its memory, and
 //! [`Buffer::cpu_access`] brackets CPU access with the dma-buf sync ioctl, as the dma-buf
-//! rules require when devices share the buffer.
+//! rules require when devices share the buffer. [`FileIo`] loads file contents into buffers
+//! of rsheap's heaps and stores them back, by direct I/O where the file allows.
 //!
 //! ```no_run
 //! use rsheap::{Heap, SyncDirection};
@@ -21,9 +22,11 @@
 
 mod buffer;
 mod error;
+mod file_io;
 mod heap;
 pub mod uapi;
 
 pub use buffer::{Buffer, CpuAccess, Mapping, SyncDirection};
 pub use error::{Error, Result};
+pub use file_io::{FileIo, IoPath, Span, Transferred, CONTROL_DEVICE};
 pub use heap::{heap_names, Heap, HEAP_DIR};

@@ -63,3 +63,132 @@ ioctl_write_ptr_bad!(
     request_code_write!(b'b', 1, std::mem::size_of::<u64>()),
     std::ffi::c_char
 );
+
+/// `struct rsheap_transfer` of `/dev/rsheap` (`kmod/include/uapi/linux/rsheap.h`): a LOAD or
+/// STORE request and its result.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RsheapTransfer {
+    /// `sizeof(struct rsheap_transfer)` as the caller knows it.
+    pub size: u32,
+    /// `RSHEAP_TRANSFER_*` flags.
+    pub flags: u32,
+    /// The file: a regular file or a block device.
+    pub file_fd: i32,
+    /// A dma-buf of an rsheap heap.
+    pub buf_fd: i32,
+    /// Where in the file the range starts.
+    pub file_offset: u64,
+    /// Where in the buffer the range starts.
+    pub buf_offset: u64,
+    /// Bytes to move.
+    pub length: u64,
+    /// Out: bytes moved.
+    pub bytes: u64,
+    /// Out: how many of `bytes` moved by direct I/O.
+    pub direct_bytes: u64,
+}
+
+impl RsheapTransfer {
+    /// A request of this version, with `size` set.
+    pub fn new() -> Self {
+        Self {
+            size: RSHEAP_TRANSFER_SIZE_VER0,
+            ..Self::default()
+        }
+    }
+}
+
+/// `RSHEAP_TRANSFER_SIZE_VER0`: the size of the first version of [`RsheapTransfer`].
+pub const RSHEAP_TRANSFER_SIZE_VER0: u32 = 56;
+/// `RSHEAP_TRANSFER_BUFFERED`: never use direct I/O.
+pub const RSHEAP_TRANSFER_BUFFERED: u32 = 1 << 0;
+/// `RSHEAP_TRANSFER_STEP`: the most one step of a transfer moves between checks for fatal
+/// signals.
+pub const RSHEAP_TRANSFER_STEP: u64 = 16 << 20;
+/// `RSHEAP_IOC_MAGIC`.
+pub const RSHEAP_IOC_MAGIC: u8 = 0xB9;
+
+ioctl_readwrite!(
+    /// `RSHEAP_IOC_LOAD`: file to buffer.
+    rsheap_ioc_load,
+    RSHEAP_IOC_MAGIC,
+    0x00,
+    RsheapTransfer
+);
+ioctl_readwrite!(
+    /// `RSHEAP_IOC_STORE`: buffer to file.
+    rsheap_ioc_store,
+    RSHEAP_IOC_MAGIC,
+    0x01,
+    RsheapTransfer
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+    use std::path::Path;
+    use std::process::Command;
+
+    /// Compiles a program against `rsheap.h` that prints the struct's layout and the ioctl
+    /// numbers, and checks this mirror against it.
+    #[test]
+    fn rsheap_transfer_mirrors_the_c_header() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let include = root.join("kmod/include/uapi");
+        let out = std::env::temp_dir().join(format!("rsheap-uapi-layout-{}", std::process::id()));
+        let program = r#"
+            #include <stddef.h>
+            #include <stdio.h>
+            #include <linux/rsheap.h>
+            #define FIELD(f) printf("%zu ", offsetof(struct rsheap_transfer, f))
+            int main(void) {
+                printf("%zu %d ", sizeof(struct rsheap_transfer), RSHEAP_TRANSFER_SIZE_VER0);
+                FIELD(size); FIELD(flags); FIELD(file_fd); FIELD(buf_fd); FIELD(file_offset);
+                FIELD(buf_offset); FIELD(length); FIELD(bytes); FIELD(direct_bytes);
+                printf("%u %u %lu %lu\n", RSHEAP_TRANSFER_BUFFERED, RSHEAP_TRANSFER_STEP,
+                       (unsigned long)RSHEAP_IOC_LOAD, (unsigned long)RSHEAP_IOC_STORE);
+                return 0;
+            }
+        "#;
+        let source = out.with_extension("c");
+        std::fs::write(&source, program).unwrap();
+        let status = Command::new("cc")
+            .arg("-I")
+            .arg(&include)
+            .arg("-o")
+            .arg(&out)
+            .arg(&source)
+            .status()
+            .expect("run cc");
+        assert!(status.success(), "the uapi header does not compile");
+        let printed = Command::new(&out).output().expect("run the layout program");
+        let _ = std::fs::remove_file(&source);
+        let _ = std::fs::remove_file(&out);
+        let c: Vec<u64> = String::from_utf8_lossy(&printed.stdout)
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let rust = vec![
+            size_of::<RsheapTransfer>() as u64,
+            RSHEAP_TRANSFER_SIZE_VER0.into(),
+            offset_of!(RsheapTransfer, size) as u64,
+            offset_of!(RsheapTransfer, flags) as u64,
+            offset_of!(RsheapTransfer, file_fd) as u64,
+            offset_of!(RsheapTransfer, buf_fd) as u64,
+            offset_of!(RsheapTransfer, file_offset) as u64,
+            offset_of!(RsheapTransfer, buf_offset) as u64,
+            offset_of!(RsheapTransfer, length) as u64,
+            offset_of!(RsheapTransfer, bytes) as u64,
+            offset_of!(RsheapTransfer, direct_bytes) as u64,
+            RSHEAP_TRANSFER_BUFFERED.into(),
+            RSHEAP_TRANSFER_STEP,
+            nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x00, size_of::<RsheapTransfer>())
+                as u64,
+            nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x01, size_of::<RsheapTransfer>())
+                as u64,
+        ];
+        assert_eq!(rust, c, "uapi.rs and rsheap.h disagree");
+    }
+}
