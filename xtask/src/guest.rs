@@ -3,7 +3,9 @@
 //! runs a shell script there with a run folder shared read-write for results.
 //!
 //! Paths inside the guest equal the host's, so the script can name host binaries and the run
-//! folder directly. When the script ends, init saves its exit status and dmesg and powers off.
+//! folder directly. A fresh ext4 file system on a virtio-blk disk, mounted at `/run/scratch`,
+//! gives file I/O a real block device and file system. When the script
+//! ends, init saves its exit status and dmesg and powers off.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -19,6 +21,10 @@ use crate::setup::Env;
 
 /// Guest memory: enough for 2 GB buffers next to the page cache and the test programs.
 const GUEST_MEMORY: &str = "4G";
+
+/// The scratch disk: sparse on the host, large enough for the 1 GB files of the suites and
+/// the benchmark, with room for their copies.
+const SCRATCH_SIZE: &str = "6G";
 
 /// Kernel log lines that mean something went wrong in the kernel.
 const SPLAT_MARKERS: &[&str] = &[
@@ -139,6 +145,7 @@ pub fn run(
         ),
     )?;
     let initramfs = initramfs(env)?;
+    let scratch = scratch_disk(&dir)?;
     let console_path = dir.join("console.log");
     let start = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
@@ -173,6 +180,12 @@ pub fn run(
         .arg(format!(
             "console=ttyS0 quiet rdinit=/init panic=-1 rsheap_run={}",
             dir.display()
+        ))
+        // The guest's file system journal flushes need not reach the host's disk.
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,cache=unsafe",
+            scratch.display()
         ))
         .arg("-virtfs")
         .arg("local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
@@ -295,6 +308,41 @@ impl ConsoleFollower {
         }
         lines
     }
+}
+
+/// Makes an empty ext4 file system in a sparse image in the run folder. Inode tables and the
+/// journal are written now, so the guest's kernel has no lazy initialisation to do in the
+/// background of the tests and benchmarks.
+fn scratch_disk(dir: &Path) -> Result<PathBuf> {
+    let image = dir.join("scratch.img");
+    let status = Command::new("truncate")
+        .args(["-s", SCRATCH_SIZE])
+        .arg(&image)
+        .status()
+        .context("run truncate")?;
+    if !status.success() {
+        bail!("truncate could not make {}", image.display());
+    }
+    let out = Command::new("mkfs.ext4")
+        .args([
+            "-q",
+            "-F",
+            "-L",
+            "scratch",
+            "-E",
+            "lazy_itable_init=0,lazy_journal_init=0",
+        ])
+        .arg(&image)
+        .output()
+        .context("run mkfs.ext4 (e2fsprogs)")?;
+    if !out.status.success() {
+        bail!(
+            "mkfs.ext4 failed on {}: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(image)
 }
 
 /// Builds the initramfs (static busybox plus our init) into the cache, once per init script.

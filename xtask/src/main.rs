@@ -31,7 +31,12 @@ enum Command {
     /// Boot the test kernel, load rsheap.ko and show it working beside the in-tree heap.
     Demo,
     /// Run every test: formatting, lints, host unit tests and the emulator suites.
-    Test,
+    Test {
+        /// Only the emulator suite of this name (for example `transfer`), without the
+        /// kernel selftest.
+        #[arg(long)]
+        suite: Option<String>,
+    },
     /// Benchmark rsheap beside the in-tree system heap, udmabuf and the raw limit.
     Bench {
         /// Timed runs per workload and variant; medians are reported.
@@ -50,7 +55,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run().map(drop),
         Command::Demo => demo::run(),
-        Command::Test => test::run(),
+        Command::Test { suite } => test::run(suite.as_deref()),
         Command::Bench { runs, only, from } => bench::run(runs, only.as_deref(), from.as_deref()),
     }
 }

@@ -31,6 +31,8 @@ const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
     "kmod",
+    // The guest's scratch file system.
+    "e2fsprogs",
     // The benchmark plot's font.
     "fonts-dejavu-core",
 ];

@@ -58,7 +58,8 @@ const BOOTS: [Boot; 2] = [
     },
 ];
 
-pub fn run() -> Result<()> {
+/// Runs every check, or with `only_suite` the host checks and that one emulator suite.
+pub fn run(only_suite: Option<&str>) -> Result<()> {
     let start = Instant::now();
     let env = setup::run()?;
     let mut tally = Tally::default();
@@ -92,13 +93,17 @@ pub fn run() -> Result<()> {
 
     if let ([rsheap, probe], Ok(suites)) = (modules.as_slice(), &suites) {
         for boot in &BOOTS {
-            println!("\nemulator: {} (kernel {})", boot.what, env.kernel.release);
             let suites: Vec<_> = suites
                 .iter()
-                .filter(|(name, _)| boot.runs(name))
+                .filter(|(name, _)| boot.runs(name) && only_suite.is_none_or(|only| only == name))
                 .cloned()
                 .collect();
-            guest_suites(&env, boot, rsheap, probe, &suites, &mut tally)?;
+            if suites.is_empty() && only_suite.is_some() {
+                continue;
+            }
+            println!("\nemulator: {} (kernel {})", boot.what, env.kernel.release);
+            let selftest = boot.selftest && only_suite.is_none();
+            guest_suites(&env, boot, selftest, rsheap, probe, &suites, &mut tally)?;
         }
     }
 
@@ -206,6 +211,7 @@ fn suite_binaries(env: &Env) -> Result<Vec<(String, PathBuf)>> {
 fn guest_suites(
     env: &Env,
     boot: &Boot,
+    selftest: bool,
     rsheap: &Path,
     probe: &Path,
     suites: &[(String, PathBuf)],
@@ -218,7 +224,7 @@ fn guest_suites(
         boot.module_args,
         probe.display()
     );
-    if boot.selftest {
+    if selftest {
         script += &format!(
             "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",
             env.kernel.selftest.display()
@@ -245,7 +251,7 @@ fn guest_suites(
     let insmod = format!("[{}] insmod rsheap.ko {}", boot.label, boot.module_args);
     tally.record(insmod.trim_end(), insmod_ok, &run.read("insmod.log"));
 
-    if boot.selftest {
+    if selftest {
         let per_heap = tally.add_kselftest(&run.read("selftest.tap"));
         for (heap, passed, failed) in &per_heap {
             println!("  selftest summary: heap {heap}: {passed} passed, {failed} failed");

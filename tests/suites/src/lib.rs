@@ -3,15 +3,18 @@
 //! benchmark workloads of `tests/bench`.
 //!
 //! These wrap the raw kernel interfaces the suites probe with bad input, where the safe
-//! `rsheap` API would refuse to pass it on, and the debugfs files of rsheap.ko and the
-//! test-only vmap probe.
+//! `rsheap` API would refuse to pass it on, the debugfs files of rsheap.ko and the test-only
+//! vmap probe, and files of known content on the rig's scratch file system.
 
 use std::fs::File;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use rsheap::uapi::{dma_heap_ioctl_alloc, DmaHeapAllocationData};
 use rsheap::HEAP_DIR;
+use xxhash_rust::xxh3::Xxh3;
 
 /// The cached heap rsheap.ko registers.
 pub const RSHEAP: &str = "rsheap";
@@ -68,6 +71,19 @@ pub fn page_size() -> usize {
         .ok()
         .flatten()
         .map_or(4096, |size| size as usize)
+}
+
+/// Column `index` (0: live buffers, 1: their bytes) of a heap's line in rsheap's stats.
+pub fn heap_stat(heap: &str, index: usize) -> u64 {
+    let text = std::fs::read_to_string("/sys/kernel/debug/rsheap/stats").expect("read stats");
+    let line = text
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(heap))
+        .unwrap_or_else(|| panic!("no line for heap {heap}"));
+    line.split_whitespace()
+        .nth(1 + index)
+        .and_then(|v| v.parse().ok())
+        .expect("a number")
 }
 
 /// `/sys/kernel/debug/rsheap/stats` as (label, value) pairs for its `label  value` lines.
@@ -184,4 +200,111 @@ pub fn vmstat(field: &str) -> u64 {
                 .ok()
         })
         .unwrap_or_else(|| panic!("no {field} in /proc/vmstat"))
+}
+
+/// Where the rig mounts the ext4 file system of its scratch disk (virtio-blk).
+pub const SCRATCH: &str = "/run/scratch";
+
+/// `name` on the scratch file system, failing the test with a hint if it is not mounted.
+pub fn scratch_path(name: &str) -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
+    assert!(
+        mounts
+            .lines()
+            .any(|line| line.split(' ').nth(1) == Some(SCRATCH)),
+        "{SCRATCH} is not mounted (run the suites with `cargo xtask test`)"
+    );
+    Path::new(SCRATCH).join(name)
+}
+
+/// Writes dirty pages back and drops the clean page cache, so the next read of any file
+/// comes from its disk.
+pub fn drop_caches() {
+    nix::unistd::sync();
+    std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches");
+}
+
+/// The 64-bit XXH3 hash of `bytes`.
+pub fn hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// Creates `path` with `len` bytes of random content drawn from `seed`, and returns the
+/// content's hash. Writes in 4 MiB pieces, so the content never has to fit in memory.
+pub fn write_random_file(path: &Path, len: u64, seed: u64) -> u64 {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut file = File::create(path).unwrap_or_else(|err| panic!("create {path:?}: {err}"));
+    let mut hasher = Xxh3::new();
+    let mut piece = vec![0u8; 4 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(piece.len() as u64) as usize;
+        rng.fill(&mut piece[..n]);
+        hasher.update(&piece[..n]);
+        file.write_all(&piece[..n]).expect("write the file");
+        left -= n as u64;
+    }
+    file.sync_all().expect("sync the file");
+    hasher.digest()
+}
+
+/// The hash of a whole file's content, read in 4 MiB pieces.
+pub fn hash_file(path: &Path) -> u64 {
+    let mut file = File::open(path).unwrap_or_else(|err| panic!("open {path:?}: {err}"));
+    let mut hasher = Xxh3::new();
+    let mut piece = vec![0u8; 4 << 20];
+    loop {
+        let n = file.read(&mut piece).expect("read the file");
+        if n == 0 {
+            return hasher.digest();
+        }
+        hasher.update(&piece[..n]);
+    }
+}
+
+/// The direct I/O alignment `statx` reports for `path`: (memory, file offset), or `None` if
+/// the file has no direct I/O.
+pub fn dio_alignment(path: &Path) -> Option<(u32, u32)> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("a path");
+    // SAFETY: `statx` is plain data, for which all zeroes is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stx` is valid for writes, both for the call.
+    let ret = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0,
+            libc::STATX_DIOALIGN,
+            &mut stx,
+        )
+    };
+    assert_eq!(ret, 0, "statx {path:?}");
+    (stx.stx_mask & libc::STATX_DIOALIGN != 0 && stx.stx_dio_offset_align != 0)
+        .then_some((stx.stx_dio_mem_align, stx.stx_dio_offset_align))
+}
+
+/// Opens rsheap's control device, `/dev/rsheap`.
+pub fn open_control() -> File {
+    File::options()
+        .read(true)
+        .open(rsheap::CONTROL_DEVICE)
+        .unwrap_or_else(|err| panic!("open {}: {err}", rsheap::CONTROL_DEVICE))
+}
+
+/// Issues `RSHEAP_IOC_LOAD` (or `RSHEAP_IOC_STORE`) with exactly these fields.
+pub fn raw_transfer(
+    control: &File,
+    store: bool,
+    request: &mut rsheap::uapi::RsheapTransfer,
+) -> Result<(), Errno> {
+    let fd = control.as_raw_fd();
+    // SAFETY: `request` is a valid `struct rsheap_transfer` for the duration of the call.
+    unsafe {
+        if store {
+            rsheap::uapi::rsheap_ioc_store(fd, request)
+        } else {
+            rsheap::uapi::rsheap_ioc_load(fd, request)
+        }
+    }
+    .map(drop)
 }

@@ -2,7 +2,9 @@
 //! shrinker and real memory pressure drain it, and no page leaks.
 
 use rsheap::{Buffer, Heap, SyncDirection};
-use rsheap_suites::{drain_pools, meminfo, rsheap_stat, vmstat, wait_for_pool_worker, RSHEAP};
+use rsheap_suites::{
+    drain_pools, heap_stat, meminfo, rsheap_stat, vmstat, wait_for_pool_worker, RSHEAP,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -155,17 +157,4 @@ fn live_buffers_are_counted_per_heap() {
     drop(buffers);
     assert_eq!(heap_stat(RSHEAP, 0), buffers_before);
     assert_eq!(heap_stat(RSHEAP, 1), bytes_before);
-}
-
-/// Column `index` (0: buffers, 1: bytes) of a heap's line in the stats.
-fn heap_stat(heap: &str, index: usize) -> u64 {
-    let text = std::fs::read_to_string("/sys/kernel/debug/rsheap/stats").expect("read stats");
-    let line = text
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(heap))
-        .unwrap_or_else(|| panic!("no line for heap {heap}"));
-    line.split_whitespace()
-        .nth(1 + index)
-        .and_then(|v| v.parse().ok())
-        .expect("a number")
 }
