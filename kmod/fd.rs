@@ -107,31 +107,10 @@ impl FileRef {
         (usable && align <= PAGE_SIZE).then_some(align)
     }
 
-    /// Reads from file offset `pos` into the memory `segments` describe, `len` bytes in all,
-    /// by direct I/O if `direct`. Returns the bytes read, 0 at the end of the file.
-    pub(crate) fn read(
-        &self,
-        pos: u64,
-        segments: &[bindings::bio_vec],
-        len: usize,
-        direct: bool,
-    ) -> Result<usize> {
-        self.rw(false, pos, segments, len, direct)
-    }
-
-    /// Writes the memory `segments` describe, `len` bytes in all, to file offset `pos`, by
-    /// direct I/O if `direct`. Returns the bytes written.
-    pub(crate) fn write(
-        &self,
-        pos: u64,
-        segments: &[bindings::bio_vec],
-        len: usize,
-        direct: bool,
-    ) -> Result<usize> {
-        self.rw(true, pos, segments, len, direct)
-    }
-
-    fn rw(
+    /// Moves `len` bytes, in all, between file offset `pos` and the memory `segments` describe:
+    /// a write to the file if `write`, else a read from it, by direct I/O if `direct`. Returns
+    /// the bytes moved; a read returns 0 at the end of the file.
+    pub(crate) fn read_write(
         &self,
         write: bool,
         pos: u64,

@@ -10,24 +10,33 @@
 //! go through the page cache. Either way the kernel's own read and write paths do the I/O,
 //! over page vectors that describe the buffer's chunks.
 //!
-//! A transfer goes in steps of at most [`STEP`] bytes and [`MAX_SEGMENTS`] page vectors, so
-//! one of any size needs a single small allocation, and stops between steps if the caller gets
-//! a fatal signal. The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
+//! A transfer goes in synchronous steps of at most [`MAX_SEGMENTS`] page vectors, so one of
+//! any size needs a single small allocation, and stops between steps if the caller gets a
+//! fatal signal. Each step waits for its I/O to finish before the next is issued, which leaves
+//! the device idle for a moment, so steps grow while they finish quickly: they are sized to
+//! take about [`STEP_MS`] milliseconds each, between [`MIN_STEP`] and [`MAX_STEP`] bytes. Fast
+//! storage thus gets large requests, and slow storage still sees a fatal signal within a
+//! fraction of a second. The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
 
 use kernel::bindings;
 use kernel::error::Error;
 use kernel::ffi::c_int;
 use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use kernel::prelude::*;
+use kernel::time::{ktime_ms_delta, Ktime};
 
 use crate::fd::{BufferRef, FileKind, FileRef};
 use crate::pages::PageSet;
 use crate::shim;
 
-/// The most one step moves: `RSHEAP_TRANSFER_STEP`.
-const STEP: usize = 16 << 20;
-/// The most page vectors one step uses (a 4 KiB array).
-const MAX_SEGMENTS: usize = 256;
+/// The size of a transfer's first step.
+const MIN_STEP: usize = 16 << 20;
+/// The most one step moves.
+const MAX_STEP: usize = 1 << 30;
+/// How long a step should take, in milliseconds.
+const STEP_MS: i64 = 100;
+/// The most page vectors one step uses (an 8 KiB array): 1 GiB of 2 MiB chunks.
+const MAX_SEGMENTS: usize = 512;
 
 /// `RSHEAP_TRANSFER_BUFFERED`: never use direct I/O.
 const FLAG_BUFFERED: u32 = 1 << 0;
@@ -137,6 +146,7 @@ pub(crate) fn transfer(request: &Request) -> Result<Moved> {
             file_pos: request.file_offset,
             buf_pos: buf_offset,
             segments: KVec::with_capacity(MAX_SEGMENTS, GFP_KERNEL)?,
+            step: MIN_STEP,
             moved: Moved::default(),
         };
         transfer.run(length, align)
@@ -183,6 +193,8 @@ struct Transfer<'a> {
     buf_pos: usize,
     /// The page vectors of the current step, with room for [`MAX_SEGMENTS`].
     segments: KVec<bindings::bio_vec>,
+    /// The size of the next step.
+    step: usize,
     moved: Moved,
 }
 
@@ -223,16 +235,14 @@ impl Transfer<'_> {
                 return Err(EINTR);
             }
             let step = self.describe(end - self.buf_pos)?;
-            let done = if self.store {
+            let started = Ktime::ktime_get();
+            let done =
                 self.file
-                    .write(self.file_pos, &self.segments, step, direct)?
-            } else {
-                self.file
-                    .read(self.file_pos, &self.segments, step, direct)?
-            };
+                    .read_write(self.store, self.file_pos, &self.segments, step, direct)?;
             if done == 0 {
                 return Ok(Flow::EndOfFile);
             }
+            self.resize_step(ktime_ms_delta(Ktime::ktime_get(), started));
             self.moved.bytes += done as u64;
             if direct {
                 self.moved.direct += done as u64;
@@ -244,6 +254,15 @@ impl Transfer<'_> {
         Ok(Flow::Continue)
     }
 
+    /// Sizes the next step from how long the last one took.
+    fn resize_step(&mut self, took_ms: i64) {
+        if took_ms < STEP_MS {
+            self.step = (self.step * 2).min(MAX_STEP);
+        } else if took_ms > 4 * STEP_MS {
+            self.step = (self.step / 2).max(MIN_STEP);
+        }
+    }
+
     /// Describes the next step, up to `max` bytes from the current buffer position, in
     /// `segments`, and returns its length.
     ///
@@ -252,7 +271,7 @@ impl Transfer<'_> {
     fn describe(&mut self, max: usize) -> Result<usize> {
         // SAFETY: `bio_vec` is plain data with nothing to drop; emptying only forgets entries.
         unsafe { self.segments.set_len(0) };
-        let want = max.min(STEP);
+        let want = max.min(self.step);
         let mut covered = 0;
         for (chunk, skip) in self.pages.chunks_from(self.buf_pos) {
             if covered == want || self.segments.len() == MAX_SEGMENTS {

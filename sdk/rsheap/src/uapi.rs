@@ -103,9 +103,6 @@ impl RsheapTransfer {
 pub const RSHEAP_TRANSFER_SIZE_VER0: u32 = 56;
 /// `RSHEAP_TRANSFER_BUFFERED`: never use direct I/O.
 pub const RSHEAP_TRANSFER_BUFFERED: u32 = 1 << 0;
-/// `RSHEAP_TRANSFER_STEP`: the most one step of a transfer moves between checks for fatal
-/// signals.
-pub const RSHEAP_TRANSFER_STEP: u64 = 16 << 20;
 /// `RSHEAP_IOC_MAGIC`.
 pub const RSHEAP_IOC_MAGIC: u8 = 0xB9;
 
@@ -147,7 +144,7 @@ mod tests {
                 printf("%zu %d ", sizeof(struct rsheap_transfer), RSHEAP_TRANSFER_SIZE_VER0);
                 FIELD(size); FIELD(flags); FIELD(file_fd); FIELD(buf_fd); FIELD(file_offset);
                 FIELD(buf_offset); FIELD(length); FIELD(bytes); FIELD(direct_bytes);
-                printf("%u %u %lu %lu\n", RSHEAP_TRANSFER_BUFFERED, RSHEAP_TRANSFER_STEP,
+                printf("%u %lu %lu\n", RSHEAP_TRANSFER_BUFFERED,
                        (unsigned long)RSHEAP_IOC_LOAD, (unsigned long)RSHEAP_IOC_STORE);
                 return 0;
             }
@@ -183,7 +180,6 @@ mod tests {
             offset_of!(RsheapTransfer, bytes) as u64,
             offset_of!(RsheapTransfer, direct_bytes) as u64,
             RSHEAP_TRANSFER_BUFFERED.into(),
-            RSHEAP_TRANSFER_STEP,
             nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x00, size_of::<RsheapTransfer>())
                 as u64,
             nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x01, size_of::<RsheapTransfer>())

@@ -40,8 +40,9 @@
  * of it is the caller's to order, as for any DMA.  Around the transfer the
  * buffer gets the same cache maintenance as DMA_BUF_IOCTL_SYNC.
  *
- * Signals.  A fatal signal stops a transfer between steps of at most
- * RSHEAP_TRANSFER_STEP bytes; the bytes already moved are reported.
+ * Signals.  A fatal signal stops a transfer between its steps, which are
+ * sized to take about 100 ms each (16 MiB to 1 GiB); the bytes already moved
+ * are reported.  Other signals do not interrupt a transfer.
  */
 
 #ifndef _UAPI_LINUX_RSHEAP_H
@@ -54,9 +55,6 @@
 #define RSHEAP_TRANSFER_BUFFERED	(1U << 0)
 
 #define RSHEAP_TRANSFER_FLAGS		(RSHEAP_TRANSFER_BUFFERED)
-
-/* The most one step of a transfer moves between checks for fatal signals. */
-#define RSHEAP_TRANSFER_STEP		(16U << 20)
 
 /**
  * struct rsheap_transfer - a LOAD or STORE request and its result
