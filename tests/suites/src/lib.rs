@@ -308,3 +308,19 @@ pub fn raw_transfer(
     }
     .map(drop)
 }
+
+/// Sends SIGKILL to `child`, reaps it, checks that the signal is what ended it, and returns
+/// how long it took to die.
+pub fn kill_and_reap(child: nix::unistd::Pid) -> std::time::Duration {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let start = std::time::Instant::now();
+    kill(child, Signal::SIGKILL).expect("kill");
+    let status = waitpid(child, None).expect("waitpid");
+    assert_eq!(
+        status,
+        WaitStatus::Signaled(child, Signal::SIGKILL, false),
+        "the child died of SIGKILL, before it finished"
+    );
+    start.elapsed()
+}

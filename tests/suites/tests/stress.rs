@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use rsheap::{Buffer, Heap};
 use rsheap_suites::{
-    drain_pools, meminfo, open_heap, raw_alloc, request, total_ram, vmstat, RSHEAP, RSHEAP_UNCACHED,
+    drain_pools, kill_and_reap, meminfo, open_heap, raw_alloc, request, total_ram, vmstat, RSHEAP,
+    RSHEAP_UNCACHED,
 };
 
 /// Writes a value into the first and last 8 bytes of every page and checks them.
@@ -80,16 +79,9 @@ fn a_fatal_signal_stops_a_large_allocation_and_leaks_nothing() {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let start = Instant::now();
-            kill(child, Signal::SIGKILL).expect("kill");
-            let status = waitpid(child, None).expect("waitpid");
-            assert_eq!(
-                status,
-                WaitStatus::Signaled(child, Signal::SIGKILL, false),
-                "the child died of SIGKILL"
-            );
+            let took = kill_and_reap(child);
             assert!(
-                start.elapsed() < Duration::from_secs(5),
+                took < Duration::from_secs(5),
                 "the allocation stopped promptly"
             );
         }

@@ -9,18 +9,16 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe, ForkResult};
 use rsheap::uapi::{RsheapTransfer, RSHEAP_TRANSFER_BUFFERED, RSHEAP_TRANSFER_SIZE_VER0};
 use rsheap::{Buffer, FileIo, Heap, IoPath, Span, SyncDirection, Transferred};
 use rsheap_suites::{
-    dio_alignment, drain_pools, drop_caches, hash, hash_file, heap_stat, meminfo, open_control,
-    open_heap, raw_alloc, raw_transfer, request, scratch_path, write_random_file, RSHEAP,
-    RSHEAP_UNCACHED, SYSTEM,
+    dio_alignment, drain_pools, drop_caches, hash, hash_file, heap_stat, kill_and_reap, meminfo,
+    open_control, open_heap, raw_alloc, raw_transfer, request, scratch_path, write_random_file,
+    RSHEAP, RSHEAP_UNCACHED, SYSTEM,
 };
 
 const KIB: u64 = 1 << 10;
@@ -59,6 +57,20 @@ fn fill_buffer(buffer: &Buffer, bytes: &[u8]) {
     let mut mapping = buffer.map().expect("map");
     let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
     mapping.as_mut_slice().copy_from_slice(bytes);
+}
+
+/// Loads the first `len` bytes of the file at `path` into `buffer`.
+fn load_start(io: &FileIo, path: &Path, buffer: &Buffer, len: u64, mode: IoPath) -> Transferred {
+    let file = File::open(path).unwrap_or_else(|err| panic!("open {path:?}: {err}"));
+    io.load(&file, buffer, Span::start(len), mode)
+        .unwrap_or_else(|err| panic!("load {path:?}: {err}"))
+}
+
+/// Stores the first `len` bytes of `buffer` into a new file at `path`.
+fn store_start(io: &FileIo, path: &Path, buffer: &Buffer, len: u64, mode: IoPath) -> Transferred {
+    let file = File::create(path).unwrap_or_else(|err| panic!("create {path:?}: {err}"));
+    io.store(&file, buffer, Span::start(len), mode)
+        .unwrap_or_else(|err| panic!("store {path:?}: {err}"))
 }
 
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -120,14 +132,7 @@ fn load_and_store_round_trip_byte_for_byte_from_4_kib_to_1_gib() {
         };
         let buffer = buffer(size);
         drop_caches();
-        let loaded = io
-            .load(
-                &File::open(&source).expect("open source"),
-                &buffer,
-                Span::start(size),
-                IoPath::Auto,
-            )
-            .expect("load");
+        let loaded = load_start(&io, &source, &buffer, size, IoPath::Auto);
         assert_eq!(loaded.bytes, size, "load of {size} bytes");
         // Everything but an unaligned tail of the file goes direct.
         assert_eq!(
@@ -142,14 +147,7 @@ fn load_and_store_round_trip_byte_for_byte_from_4_kib_to_1_gib() {
         );
 
         let copy = scratch_path(&format!("round-trip-{i}.copy"));
-        let stored = io
-            .store(
-                &File::create(&copy).expect("create copy"),
-                &buffer,
-                Span::start(size),
-                IoPath::Auto,
-            )
-            .expect("store");
+        let stored = store_start(&io, &copy, &buffer, size, IoPath::Auto);
         assert_eq!(stored.bytes, size, "store of {size} bytes");
         assert_eq!(stored.direct_bytes, size / align * align);
         drop(buffer);
@@ -339,14 +337,7 @@ fn files_without_direct_io_and_the_buffered_flag_use_the_page_cache() {
     for (path, size, want, mode) in cases {
         let buffer = buffer(size);
         drop_caches();
-        let moved = io
-            .load(
-                &File::open(path).expect("open"),
-                &buffer,
-                Span::start(size),
-                mode,
-            )
-            .unwrap_or_else(|err| panic!("load {path:?}: {err}"));
+        let moved = load_start(&io, path, &buffer, size, mode);
         assert_eq!(
             moved,
             Transferred {
@@ -357,14 +348,7 @@ fn files_without_direct_io_and_the_buffered_flag_use_the_page_cache() {
         );
         assert_eq!(hash_buffer(&buffer, size), want, "{path:?}");
         let copy = Path::new("/run/transfer-copy.bin");
-        let moved = io
-            .store(
-                &File::create(copy).expect("create"),
-                &buffer,
-                Span::start(size),
-                mode,
-            )
-            .expect("store");
+        let moved = store_start(&io, copy, &buffer, size, mode);
         assert_eq!(moved.bytes, size);
         assert_eq!(hash_file(copy), want);
     }
@@ -403,24 +387,11 @@ fn uncached_buffers_load_and_store_too() {
         .allocate(len as usize)
         .expect("allocate");
     drop_caches();
-    let moved = io
-        .load(
-            &File::open(&path).expect("open"),
-            &buffer,
-            Span::start(len),
-            IoPath::Auto,
-        )
-        .expect("load");
+    let moved = load_start(&io, &path, &buffer, len, IoPath::Auto);
     assert_eq!(moved.bytes, len);
     assert_eq!(hash_buffer(&buffer, len), want);
     let copy = scratch_path("uncached.copy");
-    io.store(
-        &File::create(&copy).expect("create"),
-        &buffer,
-        Span::start(len),
-        IoPath::Auto,
-    )
-    .expect("store");
+    store_start(&io, &copy, &buffer, len, IoPath::Auto);
     drop_caches();
     assert_eq!(hash_file(&copy), want);
 }
@@ -437,26 +408,14 @@ fn the_cpu_sees_loaded_bytes_and_stores_see_cpu_writes() {
         mapping.as_mut_slice().copy_from_slice(&written);
     }
     let path = scratch_path("cpu.bin");
-    io.store(
-        &File::create(&path).expect("create"),
-        &buffer,
-        Span::start(len),
-        IoPath::Auto,
-    )
-    .expect("store");
+    store_start(&io, &path, &buffer, len, IoPath::Auto);
     drop_caches();
     assert!(std::fs::read(&path).expect("read") == written);
 
     let other = random_bytes(len as usize, 42);
     std::fs::write(&path, &other).expect("rewrite");
     drop_caches();
-    io.load(
-        &File::open(&path).expect("open"),
-        &buffer,
-        Span::start(len),
-        IoPath::Auto,
-    )
-    .expect("load");
+    load_start(&io, &path, &buffer, len, IoPath::Auto);
     let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
     assert!(
         mapping.as_slice() == other.as_slice(),
@@ -932,18 +891,8 @@ fn a_process_killed_mid_load_leaks_nothing() {
                 .expect("the child got ready");
             // Let the load get well under way.
             std::thread::sleep(Duration::from_millis(300));
-            let start = Instant::now();
-            kill(child, Signal::SIGKILL).expect("kill");
-            let status = waitpid(child, None).expect("waitpid");
-            assert_eq!(
-                status,
-                WaitStatus::Signaled(child, Signal::SIGKILL, false),
-                "the child died of SIGKILL in the middle of its load"
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(3),
-                "the load stopped promptly"
-            );
+            let took = kill_and_reap(child);
+            assert!(took < Duration::from_secs(3), "the load stopped promptly");
         }
     }
     assert_eq!(
