@@ -234,6 +234,8 @@ pub fn run(
             println!("{line}");
         }
     }
+    // Gigabytes of test files nobody reads afterwards.
+    let _ = std::fs::remove_file(&scratch);
     let console = std::fs::read_to_string(&console_path).unwrap_or_default();
     if status.is_none() {
         bail!(

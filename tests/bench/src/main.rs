@@ -5,12 +5,17 @@
 //! `system` heap, udmabuf (memfd + `UDMABUF_CREATE`, the upstream answer for user-filled
 //! dma-bufs), and, where one exists, the raw limit. Each sample is one timed run; the host
 //! takes medians and ratios. Output: one JSON object per line.
+//!
+//! The file workloads ([`file_load`]) compare the ways of filling dma-bufs from a file instead.
 
+mod file_load;
 mod udmabuf;
 
+use std::ffi::c_void;
 use std::io::Write;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -32,12 +37,66 @@ struct Args {
     only: Option<String>,
 }
 
+impl Args {
+    /// Whether the workload `name` is to run.
+    fn wants(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| name.contains(only))
+    }
+}
+
 /// One workload on one variant.
 #[derive(Serialize)]
 struct Sample<'a> {
     workload: &'a str,
     variant: &'a str,
     nanos: Vec<u64>,
+    /// Bytes each run moves, for workloads measured as throughput.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+}
+
+/// Writes samples to standard output, one JSON object per line, and progress to the console.
+struct Report<W: Write> {
+    out: W,
+}
+
+impl<W: Write> Report<W> {
+    /// Samples of a workload measured by time.
+    fn times(&mut self, workload: &str, variant: &str, samples: Vec<Duration>) -> Result<()> {
+        self.write(workload, variant, samples, None)
+    }
+
+    /// Samples of a workload that moves `bytes` per run, reported as throughput too.
+    fn throughput(
+        &mut self,
+        workload: &str,
+        variant: &str,
+        samples: Vec<Duration>,
+        bytes: u64,
+    ) -> Result<()> {
+        self.write(workload, variant, samples, Some(bytes))
+    }
+
+    fn write(
+        &mut self,
+        workload: &str,
+        variant: &str,
+        samples: Vec<Duration>,
+        bytes: Option<u64>,
+    ) -> Result<()> {
+        let nanos = samples.iter().map(|d| d.as_nanos() as u64).collect();
+        let sample = Sample {
+            workload,
+            variant,
+            nanos,
+            bytes,
+        };
+        serde_json::to_writer(&mut self.out, &sample)?;
+        writeln!(self.out)?;
+        self.out.flush()?;
+        eprintln!("rig: bench: {workload}: {variant} done");
+        Ok(())
+    }
 }
 
 /// Where buffers come from.
@@ -107,22 +166,9 @@ fn main() -> Result<()> {
         rsheap: Heap::open("rsheap")?,
         system: Heap::open("system")?,
     };
-    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
-    let mut out = std::io::stdout().lock();
-    let mut emit = |workload: &str, variant: &str, samples: Vec<Duration>| -> Result<()> {
-        let nanos = samples.iter().map(|d| d.as_nanos() as u64).collect();
-        serde_json::to_writer(
-            &mut out,
-            &Sample {
-                workload,
-                variant,
-                nanos,
-            },
-        )?;
-        writeln!(out)?;
-        out.flush()?;
-        eprintln!("rig: bench: {workload}: {variant} done");
-        Ok(())
+    let wanted = |name: &str| args.wants(name);
+    let mut report = Report {
+        out: std::io::stdout().lock(),
     };
 
     if wanted("alloc+free 32 x 32 MiB") {
@@ -130,7 +176,7 @@ fn main() -> Result<()> {
             let samples = repeat(args.runs, source, || {
                 alloc_free(source, &heaps, &[32 * MIB; 32])
             })?;
-            emit("alloc+free 32 x 32 MiB", source.name(), samples)?;
+            report.times("alloc+free 32 x 32 MiB", source.name(), samples)?;
         }
     }
     for size in [MIB, 8 * MIB, 32 * MIB] {
@@ -138,7 +184,7 @@ fn main() -> Result<()> {
         if wanted(&workload) {
             for source in Source::ALL {
                 let samples = repeat(args.runs, source, || alloc_free(source, &heaps, &[size]))?;
-                emit(&workload, source.name(), samples)?;
+                report.times(&workload, source.name(), samples)?;
             }
         }
     }
@@ -148,7 +194,7 @@ fn main() -> Result<()> {
             let samples = (0..args.runs)
                 .map(|_| time_mmap(&fd, 512 * MIB))
                 .collect::<Result<_>>()?;
-            emit(
+            report.times(
                 "mmap 512 MiB",
                 source.name().trim_end_matches(" (warm pool)"),
                 samples,
@@ -161,7 +207,7 @@ fn main() -> Result<()> {
             let samples = (0..args.runs)
                 .map(|_| mmap_write_verify(&fd, 512 * MIB))
                 .collect::<Result<_>>()?;
-            emit(
+            report.times(
                 "mmap+write+verify 512 MiB",
                 source.name().trim_end_matches(" (warm pool)"),
                 samples,
@@ -170,7 +216,7 @@ fn main() -> Result<()> {
         let samples = (0..args.runs)
             .map(|_| anonymous_write_verify(512 * MIB))
             .collect::<Result<_>>()?;
-        emit(
+        report.times(
             "mmap+write+verify 512 MiB",
             "limit: populated anonymous memory",
             samples,
@@ -191,7 +237,7 @@ fn main() -> Result<()> {
                         time_vmap(&fd)
                     })
                     .collect::<Result<_>>()?;
-                emit(&fresh, name, samples)?;
+                report.times(&fresh, name, samples)?;
             }
             if wanted(&again) {
                 let fd = source.allocate(&heaps, size)?;
@@ -199,8 +245,47 @@ fn main() -> Result<()> {
                 let samples = (0..args.runs)
                     .map(|_| time_vmap(&fd))
                     .collect::<Result<_>>()?;
-                emit(&again, name, samples)?;
+                report.times(&again, name, samples)?;
             }
+        }
+    }
+    file_workloads(&args, &mut report)?;
+    Ok(())
+}
+
+/// The file-to-buffer workloads of [`file_load`].
+fn file_workloads(args: &Args, report: &mut Report<impl Write>) -> Result<()> {
+    const WHOLE: &str = "load a 1 GiB file, cold cache";
+    const PARTS: &str = "make 32 x 32 MiB buffers and fill them from a 1 GiB file, cold cache";
+    if !args.wants(WHOLE) && !args.wants(PARTS) {
+        return Ok(());
+    }
+    let bench = file_load::Bench::new()?;
+    let bytes = file_load::FILE_LEN as u64;
+    type Run = fn(&file_load::Bench, file_load::Loader) -> Result<Duration>;
+    let workloads: [(&str, &[file_load::Loader], Run, bool); 2] = [
+        (
+            WHOLE,
+            &file_load::Loader::PREALLOCATED,
+            file_load::Bench::load_whole_file,
+            false,
+        ),
+        (
+            PARTS,
+            &file_load::Loader::ALLOCATING,
+            file_load::Bench::fill_32_buffers,
+            true,
+        ),
+    ];
+    for (workload, loaders, run, allocating) in workloads {
+        if !args.wants(workload) {
+            continue;
+        }
+        for &loader in loaders {
+            let samples = (0..args.runs)
+                .map(|_| run(&bench, loader))
+                .collect::<Result<_>>()?;
+            report.throughput(workload, loader.name(allocating), samples, bytes)?;
         }
     }
     Ok(())
@@ -233,23 +318,29 @@ fn alloc_free(source: Source, heaps: &Heaps, sizes: &[usize]) -> Result<Duration
 
 /// Times `mmap()` of a whole buffer alone, untouched.
 fn time_mmap(fd: &OwnedFd, len: usize) -> Result<Duration> {
-    let len = NonZeroUsize::new(len).context("empty buffer")?;
     let start = Instant::now();
-    // SAFETY: A fresh shared mapping, unmapped below before anything else uses it.
+    let ptr = map_shared(fd.as_fd(), len)?;
+    let took = start.elapsed();
+    // SAFETY: `ptr` maps `len` bytes.
+    unsafe { munmap(ptr, len) }?;
+    Ok(took)
+}
+
+/// Maps `len` bytes of `fd` shared and writable; the caller unmaps them.
+fn map_shared(fd: BorrowedFd<'_>, len: usize) -> Result<NonNull<c_void>> {
+    let size = NonZeroUsize::new(len).context("empty mapping")?;
+    // SAFETY: A fresh shared mapping, which replaces nothing.
     let ptr = unsafe {
         mmap(
             None,
-            len,
+            size,
             ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
             MapFlags::MAP_SHARED,
             fd,
             0,
         )
     }?;
-    let took = start.elapsed();
-    // SAFETY: `ptr` maps `len` bytes.
-    unsafe { munmap(ptr, len.get()) }?;
-    Ok(took)
+    Ok(ptr)
 }
 
 /// Maps a buffer, writes one word in every page, and reads them back, with CPU-access sync.

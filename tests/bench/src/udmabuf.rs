@@ -29,6 +29,11 @@ nix::ioctl_write_ptr!(
 
 /// Creates a `len`-byte udmabuf the way its users do: memfd, size, shrink seal, create.
 pub fn create(len: usize) -> Result<OwnedFd> {
+    from_memfd(&memfd(len)?, len)
+}
+
+/// A `len`-byte memfd sealed against shrinking, as `UDMABUF_CREATE` requires.
+pub fn memfd(len: usize) -> Result<OwnedFd> {
     let name: &CStr = c"rsheap-bench";
     let memfd = memfd_create(
         name,
@@ -39,6 +44,11 @@ pub fn create(len: usize) -> Result<OwnedFd> {
         memfd.as_raw_fd(),
         FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK),
     )?;
+    Ok(memfd)
+}
+
+/// A udmabuf over the first `len` bytes of `memfd`.
+pub fn from_memfd(memfd: &OwnedFd, len: usize) -> Result<OwnedFd> {
     let device = std::fs::File::open("/dev/udmabuf").context("open /dev/udmabuf")?;
     let request = UdmabufCreate {
         memfd: memfd.as_raw_fd() as u32,
