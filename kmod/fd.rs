@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! References taken from a caller's file descriptors: the file a transfer reads or writes
-//! ([`FileRef`]) and the rsheap buffer on the other side ([`BufferRef`]).
+//! ([`FileRef`]) and the rsheap buffer on the other side ([`BufferRef`]); and I/O on that
+//! file that may still run after its call returns ([`AsyncIo`]).
 //!
-//! Each holds a counted reference for as long as it lives, so the file, or the dma-buf and its
+//! Each reference is counted for as long as it lives, so the file, or the dma-buf and its
 //! pages, stay valid while a transfer uses them even if the caller closes the descriptor.
 
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::error::from_err_ptr;
@@ -131,18 +133,128 @@ impl FileRef {
                 len,
             )
         };
-        if ret < 0 {
-            // `ret` is a negative errno, which fits an `i32`.
-            return Err(Error::from_errno(ret as i32));
-        }
-        Ok(ret as usize)
+        byte_count(ret)
     }
+}
+
+/// The result of a read or write: a byte count, or a negative errno.
+fn byte_count(ret: isize) -> Result<usize> {
+    if ret < 0 {
+        // A negative errno fits an `i32`.
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(ret as usize)
 }
 
 impl Drop for FileRef {
     fn drop(&mut self) {
         // SAFETY: By the type invariants this owns one reference, given back here.
         unsafe { bindings::fput(self.file.as_ptr()) };
+    }
+}
+
+/// Where an [`AsyncIo`] stands.
+enum AsyncState {
+    /// No request, or its result was taken.
+    Idle,
+    /// Issued and not yet complete.
+    InFlight,
+    /// Complete, with this result.
+    Done(Result<usize>),
+}
+
+/// A direct read or write of a file that may still be in flight when [`AsyncIo::start`]
+/// returns, and the page vectors it moves bytes through.
+///
+/// # Invariants
+///
+/// `aio` is a request from `rsheap_aio_alloc`, freed on drop. While the state is `InFlight` the
+/// kernel reads `segments` and moves bytes to or from the pages they name, so `segments` is
+/// handed out only when no request is in flight, and drop waits for one that is.
+pub(crate) struct AsyncIo<'a> {
+    aio: NonNull<shim::Aio>,
+    segments: KVec<bindings::bio_vec>,
+    state: AsyncState,
+    /// The files of requests in flight are borrowed for as long as this lives.
+    file: PhantomData<&'a FileRef>,
+}
+
+// SAFETY: The request is only used through `&mut self`, from whichever thread owns this.
+unsafe impl Send for AsyncIo<'_> {}
+
+impl<'a> AsyncIo<'a> {
+    /// A request with room for `capacity` page vectors.
+    pub(crate) fn new(capacity: usize) -> Result<Self> {
+        let segments = KVec::with_capacity(capacity, GFP_KERNEL)?;
+        // SAFETY: No preconditions; returns a zeroed request or null.
+        let aio = NonNull::new(unsafe { shim::rsheap_aio_alloc() }).ok_or(ENOMEM)?;
+        // INVARIANT: A fresh request, not in flight.
+        Ok(Self {
+            aio,
+            segments,
+            state: AsyncState::Idle,
+            file: PhantomData,
+        })
+    }
+
+    /// The page vectors, to describe the next request with; `EBUSY` while one is in flight.
+    pub(crate) fn segments(&mut self) -> Result<&mut KVec<bindings::bio_vec>> {
+        match self.state {
+            AsyncState::InFlight => Err(EBUSY),
+            _ => Ok(&mut self.segments),
+        }
+    }
+
+    /// Issues a direct read of `file` at `pos` into the pages `segments` name, `len` bytes in
+    /// all, or a write from them if `write`. The result comes from [`Self::finish`].
+    pub(crate) fn start(&mut self, file: &'a FileRef, write: bool, pos: u64, len: usize) {
+        if let AsyncState::InFlight = self.state {
+            self.state = AsyncState::Done(Err(EBUSY));
+            return;
+        }
+        // SAFETY: `aio` is a request that is not in flight and `file` a live file, borrowed for
+        // as long as `self`, which outlives the request (drop waits for it). `segments` name `len` bytes of pages that outlive
+        // this value (a transfer holds its buffer), and stay untouched until it completes.
+        let ret = unsafe {
+            shim::rsheap_aio_submit(
+                self.aio.as_ptr(),
+                file.file.as_ptr(),
+                write,
+                pos,
+                self.segments.as_ptr(),
+                self.segments.len(),
+                len,
+            )
+        };
+        self.state = if ret == -(bindings::EIOCBQUEUED as isize) {
+            AsyncState::InFlight
+        } else {
+            AsyncState::Done(byte_count(ret))
+        };
+    }
+
+    /// Waits for the request issued last and returns its byte count.
+    pub(crate) fn finish(&mut self) -> Result<usize> {
+        match core::mem::replace(&mut self.state, AsyncState::Idle) {
+            AsyncState::Idle => Err(EINVAL),
+            AsyncState::Done(result) => result,
+            AsyncState::InFlight => {
+                // SAFETY: The request is in flight; this waits for its completion.
+                byte_count(unsafe { shim::rsheap_aio_wait(self.aio.as_ptr()) })
+            }
+        }
+    }
+}
+
+impl Drop for AsyncIo<'_> {
+    fn drop(&mut self) {
+        if let AsyncState::InFlight = self.state {
+            // The kernel still uses the request and `segments`: wait for it first.
+            let _ = self.finish();
+        }
+        // SAFETY: By the type invariants `aio` came from `rsheap_aio_alloc`, and no request is
+        // in flight any more.
+        unsafe { shim::rsheap_aio_free(self.aio.as_ptr()) };
     }
 }
 

@@ -12,6 +12,7 @@
 
 #include <linux/blkdev.h>
 #include <linux/bvec.h>
+#include <linux/completion.h>
 #include <linux/debugfs.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-heap.h>
@@ -31,6 +32,7 @@
 #include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/shrinker.h>
+#include <linux/slab.h>
 #include <linux/stat.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
@@ -536,6 +538,69 @@ ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
 	if (write)
 		return vfs_iocb_iter_write(file, &kiocb, &iter);
 	return vfs_iocb_iter_read(file, &kiocb, &iter);
+}
+
+/*
+ * Asynchronous direct I/O, so a transfer keeps a second step in flight while
+ * it waits for the first: a kiocb with a completion callback, as aio does.
+ */
+
+struct rsheap_aio {
+	struct kiocb iocb;
+	struct completion done;
+	long ret;
+	bool write;
+};
+
+static void rsheap_aio_complete(struct kiocb *iocb, long ret)
+{
+	struct rsheap_aio *aio = container_of(iocb, struct rsheap_aio, iocb);
+
+	/* vfs_iocb_iter_write() leaves ending the write to the completion. */
+	if (aio->write)
+		kiocb_end_write(iocb);
+	aio->ret = ret;
+	complete(&aio->done);
+}
+
+struct rsheap_aio *rsheap_aio_alloc(void)
+{
+	struct rsheap_aio *aio = kzalloc(sizeof(*aio), GFP_KERNEL);
+
+	if (aio)
+		init_completion(&aio->done);
+	return aio;
+}
+
+void rsheap_aio_free(struct rsheap_aio *aio)
+{
+	kfree(aio);
+}
+
+ssize_t rsheap_aio_submit(struct rsheap_aio *aio, struct file *file,
+			  bool write, u64 pos, const struct bio_vec *bvec,
+			  unsigned long nr_segs, size_t count)
+{
+	struct iov_iter iter;
+
+	init_sync_kiocb(&aio->iocb, file);
+	aio->iocb.ki_pos = pos;
+	aio->iocb.ki_flags |= IOCB_DIRECT;
+	aio->iocb.ki_complete = rsheap_aio_complete;
+	aio->write = write;
+	aio->ret = 0;
+	reinit_completion(&aio->done);
+	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_segs,
+		      count);
+	if (write)
+		return vfs_iocb_iter_write(file, &aio->iocb, &iter);
+	return vfs_iocb_iter_read(file, &aio->iocb, &iter);
+}
+
+ssize_t rsheap_aio_wait(struct rsheap_aio *aio)
+{
+	wait_for_completion(&aio->done);
+	return aio->ret;
 }
 
 /*

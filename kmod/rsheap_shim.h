@@ -88,6 +88,13 @@ void rsheap_file_dio_align(struct file *file, u32 *offset_align,
 ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
 		       const struct bio_vec *bvec, unsigned long nr_segs,
 		       size_t count);
+struct rsheap_aio;
+struct rsheap_aio *rsheap_aio_alloc(void);
+void rsheap_aio_free(struct rsheap_aio *aio);
+ssize_t rsheap_aio_submit(struct rsheap_aio *aio, struct file *file,
+			  bool write, u64 pos, const struct bio_vec *bvec,
+			  unsigned long nr_segs, size_t count);
+ssize_t rsheap_aio_wait(struct rsheap_aio *aio);
 int rsheap_ctl_register(void);
 void rsheap_ctl_deregister(void);
 

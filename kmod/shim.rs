@@ -36,6 +36,12 @@ pub(crate) const VM_FAULT_NOPAGE: bindings::vm_fault_t = bindings::vm_fault_reas
 pub(crate) const VM_FAULT_FALLBACK: bindings::vm_fault_t =
     bindings::vm_fault_reason_VM_FAULT_FALLBACK;
 
+/// `struct rsheap_aio`: an asynchronous direct I/O request, opaque to Rust.
+#[repr(C)]
+pub(crate) struct Aio {
+    _private: [u8; 0],
+}
+
 /// `struct shrinker`, opaque to Rust.
 #[repr(C)]
 pub(crate) struct Shrinker {
@@ -125,6 +131,18 @@ extern "C" {
         nr_segs: usize,
         count: usize,
     ) -> isize;
+    pub(crate) fn rsheap_aio_alloc() -> *mut Aio;
+    pub(crate) fn rsheap_aio_free(aio: *mut Aio);
+    pub(crate) fn rsheap_aio_submit(
+        aio: *mut Aio,
+        file: *mut bindings::file,
+        write: bool,
+        pos: u64,
+        bvec: *const bindings::bio_vec,
+        nr_segs: usize,
+        count: usize,
+    ) -> isize;
+    pub(crate) fn rsheap_aio_wait(aio: *mut Aio) -> isize;
     fn rsheap_ctl_register() -> c_int;
     fn rsheap_ctl_deregister();
 }

@@ -10,13 +10,12 @@
 //! go through the page cache. Either way the kernel's own read and write paths do the I/O,
 //! over page vectors that describe the buffer's chunks.
 //!
-//! A transfer goes in synchronous steps of at most [`MAX_SEGMENTS`] page vectors, so one of
-//! any size needs a single small allocation, and stops between steps if the caller gets a
-//! fatal signal. Each step waits for its I/O to finish before the next is issued, which leaves
-//! the device idle for a moment, so steps grow while they finish quickly: they are sized to
-//! take about [`STEP_MS`] milliseconds each, between [`MIN_STEP`] and [`MAX_STEP`] bytes. Fast
-//! storage thus gets large requests, and slow storage still sees a fatal signal within a
-//! fraction of a second. The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
+//! A transfer goes in steps of at most [`MAX_SEGMENTS`] page vectors, so one of any size
+//! needs two small arrays, and stops between steps if the caller gets a fatal signal. Direct
+//! I/O keeps two steps in flight, so the device has the next request before it finishes the
+//! current one. Steps grow while they finish quickly: they are sized to take about [`STEP_MS`]
+//! milliseconds each, between [`MIN_STEP`] and [`MAX_STEP`] bytes, so fast storage gets large
+//! requests and slow storage still sees a fatal signal within a fraction of a second. The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
 
 use kernel::bindings;
 use kernel::error::Error;
@@ -25,7 +24,7 @@ use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use kernel::prelude::*;
 use kernel::time::{ktime_ms_delta, Ktime};
 
-use crate::fd::{BufferRef, FileKind, FileRef};
+use crate::fd::{AsyncIo, BufferRef, FileKind, FileRef};
 use crate::pages::PageSet;
 use crate::shim;
 
@@ -37,6 +36,8 @@ const MAX_STEP: usize = 1 << 30;
 const STEP_MS: i64 = 100;
 /// The most page vectors one step uses (an 8 KiB array): 1 GiB of 2 MiB chunks.
 const MAX_SEGMENTS: usize = 512;
+/// Direct I/O steps in flight at once.
+const DEPTH: usize = 2;
 
 /// `RSHEAP_TRANSFER_BUFFERED`: never use direct I/O.
 const FLAG_BUFFERED: u32 = 1 << 0;
@@ -145,7 +146,7 @@ pub(crate) fn transfer(request: &Request) -> Result<Moved> {
             store,
             file_pos: request.file_offset,
             buf_pos: buf_offset,
-            segments: KVec::with_capacity(MAX_SEGMENTS, GFP_KERNEL)?,
+            steps: [AsyncIo::new(MAX_SEGMENTS)?, AsyncIo::new(MAX_SEGMENTS)?],
             step: MIN_STEP,
             moved: Moved::default(),
         };
@@ -177,37 +178,39 @@ fn refuses_direct(err: Error) -> bool {
 }
 
 /// Whether a transfer goes on after a part of it.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Continue,
     /// The file ended.
     EndOfFile,
 }
 
-/// One transfer in progress: where it stands in the file and in the buffer.
+/// One transfer in progress: how far it got in the file and in the buffer.
 struct Transfer<'a> {
     file: &'a FileRef,
     pages: &'a PageSet,
     store: bool,
+    /// Where the bytes moved so far end in the file.
     file_pos: u64,
+    /// Where the bytes moved so far end in the buffer.
     buf_pos: usize,
-    /// The page vectors of the current step, with room for [`MAX_SEGMENTS`].
-    segments: KVec<bindings::bio_vec>,
+    /// The requests of the steps in flight, used in turn.
+    steps: [AsyncIo<'a>; DEPTH],
     /// The size of the next step.
     step: usize,
     moved: Moved,
 }
 
-impl Transfer<'_> {
+impl<'a> Transfer<'a> {
     fn run(mut self, length: usize, align: Option<usize>) -> Result<Moved> {
         let (head, body) = split(self.file_pos, self.buf_pos, length, align);
         let tail = length - head - body;
-        let mut result = self.move_bytes(head, false);
+        let mut result = self.move_buffered(head);
         if let Ok(Flow::Continue) = result {
-            result = self.move_direct(body);
+            result = self.move_body(body);
         }
         if let Ok(Flow::Continue) = result {
-            result = self.move_bytes(tail, false);
+            result = self.move_buffered(tail);
         }
         match result {
             Err(err) if self.moved.bytes == 0 => Err(err),
@@ -217,41 +220,122 @@ impl Transfer<'_> {
 
     /// Moves the aligned body by direct I/O, or through the page cache if the file refuses
     /// direct I/O before any of it moved.
-    fn move_direct(&mut self, len: usize) -> Result<Flow> {
+    fn move_body(&mut self, len: usize) -> Result<Flow> {
         let before = self.moved.direct;
-        match self.move_bytes(len, true) {
+        match self.move_direct(len) {
             Err(err) if self.moved.direct == before && refuses_direct(err) => {
-                self.move_bytes(len, false)
+                self.move_buffered(len)
             }
             other => other,
         }
     }
 
-    /// Moves `len` bytes from the current position, in steps.
-    fn move_bytes(&mut self, len: usize, direct: bool) -> Result<Flow> {
+    /// Moves `len` bytes from the current position through the page cache, a step at a time.
+    fn move_buffered(&mut self, len: usize) -> Result<Flow> {
         let end = self.buf_pos + len;
         while self.buf_pos < end {
             if shim::fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let step = self.describe(end - self.buf_pos)?;
+            let segments = self.steps[0].segments()?;
+            let step = describe(
+                segments,
+                self.pages,
+                self.buf_pos,
+                end - self.buf_pos,
+                self.step,
+            )?;
             let started = Ktime::ktime_get();
-            let done =
-                self.file
-                    .read_write(self.store, self.file_pos, &self.segments, step, direct)?;
+            let done = self
+                .file
+                .read_write(self.store, self.file_pos, segments, step, false)?;
             if done == 0 {
                 return Ok(Flow::EndOfFile);
             }
             self.resize_step(ktime_ms_delta(Ktime::ktime_get(), started));
-            self.moved.bytes += done as u64;
-            if direct {
-                self.moved.direct += done as u64;
-            }
-            self.file_pos += done as u64;
-            self.buf_pos += done;
+            self.advance(done, false);
             shim::cond_resched();
         }
         Ok(Flow::Continue)
+    }
+
+    /// Moves `len` bytes from the current position by direct I/O, with [`DEPTH`] steps in
+    /// flight.
+    ///
+    /// Steps complete in the order they were issued. Bytes count only up to the first step
+    /// that fails or comes back short; steps issued after it are waited for and ignored.
+    fn move_direct(&mut self, len: usize) -> Result<Flow> {
+        let end = self.buf_pos + len;
+        // Where the next step starts, ahead of the completed position.
+        let (mut next_buf, mut next_file) = (self.buf_pos, self.file_pos);
+        let mut issued: [(usize, Ktime); DEPTH] = [(0, Ktime::ktime_get()); DEPTH];
+        let (mut oldest, mut in_flight) = (0, 0);
+        // Why no more steps are issued, and whether steps still in flight count.
+        let mut stopped: Option<Result<Flow>> = None;
+        let mut counting = true;
+        loop {
+            while stopped.is_none() && in_flight < DEPTH && next_buf < end {
+                if shim::fatal_signal_pending() {
+                    stopped = Some(Err(EINTR));
+                    break;
+                }
+                let slot = (oldest + in_flight) % DEPTH;
+                let io = &mut self.steps[slot];
+                let step = match io
+                    .segments()
+                    .and_then(|s| describe(s, self.pages, next_buf, end - next_buf, self.step))
+                {
+                    Ok(step) => step,
+                    Err(err) => {
+                        stopped = Some(Err(err));
+                        break;
+                    }
+                };
+                io.start(self.file, self.store, next_file, step);
+                issued[slot] = (step, Ktime::ktime_get());
+                next_buf += step;
+                next_file += step as u64;
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let slot = oldest;
+            oldest = (oldest + 1) % DEPTH;
+            in_flight -= 1;
+            let result = self.steps[slot].finish();
+            if !counting {
+                continue;
+            }
+            let (step, started) = issued[slot];
+            match result {
+                Ok(done) => {
+                    self.resize_step(ktime_ms_delta(Ktime::ktime_get(), started));
+                    self.advance(done, true);
+                    if done < step {
+                        // The file ended (or shrank) under the transfer.
+                        stopped = Some(Ok(Flow::EndOfFile));
+                        counting = false;
+                    }
+                }
+                Err(err) => {
+                    stopped = Some(Err(err));
+                    counting = false;
+                }
+            }
+            shim::cond_resched();
+        }
+        stopped.unwrap_or(Ok(Flow::Continue))
+    }
+
+    /// Counts `done` bytes as moved from the current position.
+    fn advance(&mut self, done: usize, direct: bool) {
+        self.moved.bytes += done as u64;
+        if direct {
+            self.moved.direct += done as u64;
+        }
+        self.file_pos += done as u64;
+        self.buf_pos += done;
     }
 
     /// Sizes the next step from how long the last one took.
@@ -262,37 +346,43 @@ impl Transfer<'_> {
             self.step = (self.step / 2).max(MIN_STEP);
         }
     }
+}
 
-    /// Describes the next step, up to `max` bytes from the current buffer position, in
-    /// `segments`, and returns its length.
-    ///
-    /// Segments end at chunk boundaries, which are page-aligned, so a step that starts aligned
-    /// for direct I/O (to at most a page) also has aligned segments.
-    fn describe(&mut self, max: usize) -> Result<usize> {
-        // SAFETY: `bio_vec` is plain data with nothing to drop; emptying only forgets entries.
-        unsafe { self.segments.set_len(0) };
-        let want = max.min(self.step);
-        let mut covered = 0;
-        for (chunk, skip) in self.pages.chunks_from(self.buf_pos) {
-            if covered == want || self.segments.len() == MAX_SEGMENTS {
-                break;
-            }
-            let len = (chunk.len() - skip).min(want - covered);
-            let segment = bindings::bio_vec {
-                // The page stays within the chunk's block of struct pages.
-                bv_page: chunk.page().wrapping_add(skip >> PAGE_SHIFT),
-                // A chunk is at most 2 MiB.
-                bv_len: len as u32,
-                bv_offset: (skip & (PAGE_SIZE - 1)) as u32,
-            };
-            // Within the capacity reserved at the start: never allocates.
-            self.segments.push(segment, GFP_KERNEL)?;
-            covered += len;
+/// Describes in `segments` the pages of up to `max` bytes of `pages` from byte `offset`, at
+/// most `step` bytes and [`MAX_SEGMENTS`] vectors, and returns the length described.
+///
+/// Segments end at chunk boundaries, which are page-aligned, so a step that starts aligned for
+/// direct I/O (to at most a page) also has aligned segments.
+fn describe(
+    segments: &mut KVec<bindings::bio_vec>,
+    pages: &PageSet,
+    offset: usize,
+    max: usize,
+    step: usize,
+) -> Result<usize> {
+    // SAFETY: `bio_vec` is plain data with nothing to drop; emptying only forgets entries.
+    unsafe { segments.set_len(0) };
+    let want = max.min(step);
+    let mut covered = 0;
+    for (chunk, skip) in pages.chunks_from(offset) {
+        if covered == want || segments.len() == MAX_SEGMENTS {
+            break;
         }
-        if covered == 0 {
-            // The caller checked the range against the buffer's size.
-            return Err(EINVAL);
-        }
-        Ok(covered)
+        let len = (chunk.len() - skip).min(want - covered);
+        let segment = bindings::bio_vec {
+            // The page stays within the chunk's block of struct pages.
+            bv_page: chunk.page().wrapping_add(skip >> PAGE_SHIFT),
+            // A chunk is at most 2 MiB.
+            bv_len: len as u32,
+            bv_offset: (skip & (PAGE_SIZE - 1)) as u32,
+        };
+        // Within the capacity reserved at the start: never allocates.
+        segments.push(segment, GFP_KERNEL)?;
+        covered += len;
     }
+    if covered == 0 {
+        // The caller checked the range against the buffer's size.
+        return Err(EINVAL);
+    }
+    Ok(covered)
 }

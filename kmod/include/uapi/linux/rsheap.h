@@ -41,8 +41,9 @@
  * buffer gets the same cache maintenance as DMA_BUF_IOCTL_SYNC.
  *
  * Signals.  A fatal signal stops a transfer between its steps, which are
- * sized to take about 100 ms each (16 MiB to 1 GiB); the bytes already moved
- * are reported.  Other signals do not interrupt a transfer.
+ * sized to take about 100 ms each (16 MiB to 1 GiB), once the steps in flight
+ * complete; the bytes already moved are reported.  Other signals do not
+ * interrupt a transfer.
  */
 
 #ifndef _UAPI_LINUX_RSHEAP_H
