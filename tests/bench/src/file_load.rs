@@ -205,8 +205,10 @@ impl Bench {
     }
 }
 
-/// Writes back and drops the page cache, so every run reads from the disk.
+/// Lets rsheap's pool worker finish with buffers freed by earlier runs, so it does not compete
+/// for the CPU, and drops the page cache, so every run reads from the disk.
 fn cold() {
+    wait_for_pool_worker();
     drop_caches();
 }
 

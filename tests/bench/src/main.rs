@@ -281,10 +281,16 @@ fn file_workloads(args: &Args, report: &mut Report<impl Write>) -> Result<()> {
         if !args.wants(workload) {
             continue;
         }
-        for &loader in loaders {
-            let samples = (0..args.runs)
-                .map(|_| run(&bench, loader))
-                .collect::<Result<_>>()?;
+        // Round by round, every loader in turn, so that drift in the emulator's speed over
+        // the minutes a round takes affects them alike.
+        let mut samples = vec![Vec::with_capacity(args.runs); loaders.len()];
+        for round in 1..=args.runs {
+            eprintln!("rig: bench: {workload}: round {round} of {}", args.runs);
+            for (loader, samples) in loaders.iter().zip(&mut samples) {
+                samples.push(run(&bench, *loader)?);
+            }
+        }
+        for (loader, samples) in loaders.iter().zip(samples) {
             report.throughput(workload, loader.name(allocating), samples, bytes)?;
         }
     }
