@@ -221,7 +221,7 @@ pub fn scratch_path(name: &str) -> PathBuf {
 /// comes from its disk.
 pub fn drop_caches() {
     nix::unistd::sync();
-    std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches");
+    std::fs::write("/proc/sys/vm/drop_caches", "1").expect("drop the page cache");
 }
 
 /// The 64-bit XXH3 hash of `bytes`.
