@@ -109,24 +109,26 @@ impl FileRef {
         (usable && align <= PAGE_SIZE).then_some(align)
     }
 
-    /// Moves `len` bytes, in all, between file offset `pos` and the memory `segments` describe:
-    /// a write to the file if `write`, else a read from it, by direct I/O if `direct`. Returns
-    /// the bytes moved; a read returns 0 at the end of the file.
-    pub(crate) fn read_write(
+    /// Moves `len` bytes, in all, between file offset `pos` and the memory `segments` describe,
+    /// through the page cache: a write to the file if `write`, else a read from it. Returns the
+    /// bytes moved; a read returns 0 at the end of the file.
+    ///
+    /// # Safety
+    ///
+    /// The pages `segments` name must stay allocated for the call.
+    pub(crate) unsafe fn read_write_buffered(
         &self,
         write: bool,
         pos: u64,
         segments: &[bindings::bio_vec],
         len: usize,
-        direct: bool,
     ) -> Result<usize> {
-        // SAFETY: By the type invariants `file` is a live file. The caller's `segments` describe
-        // `len` bytes of pages that stay allocated for the call (a transfer holds its buffer).
+        // SAFETY: By the type invariants `file` is a live file; the caller guarantees the pages
+        // `segments` describe stay allocated for the call.
         let ret = unsafe {
-            shim::rsheap_file_rw(
+            shim::rsheap_file_rw_buffered(
                 self.file.as_ptr(),
                 write,
-                direct,
                 pos,
                 segments.as_ptr(),
                 segments.len(),
@@ -206,15 +208,25 @@ impl<'a> AsyncIo<'a> {
     }
 
     /// Issues a direct read of `file` at `pos` into the pages `segments` name, `len` bytes in
-    /// all, or a write from them if `write`. The result comes from [`Self::finish`].
-    pub(crate) fn start(&mut self, file: &'a FileRef, write: bool, pos: u64, len: usize) {
+    /// all, or a write from them if `write`. The result comes from [`Self::finish`]; `EBUSY`
+    /// here means a request is still in flight.
+    ///
+    /// # Safety
+    ///
+    /// The pages `segments` name must stay allocated until the request completes, that is
+    /// until [`Self::finish`] returns or this value drops.
+    pub(crate) unsafe fn start(
+        &mut self,
+        file: &'a FileRef,
+        write: bool,
+        pos: u64,
+        len: usize,
+    ) -> Result {
         if let AsyncState::InFlight = self.state {
-            self.state = AsyncState::Done(Err(EBUSY));
-            return;
+            return Err(EBUSY);
         }
-        // SAFETY: `aio` is a request that is not in flight and `file` a live file, borrowed for
-        // as long as `self`, which outlives the request (drop waits for it). `segments` name `len` bytes of pages that outlive
-        // this value (a transfer holds its buffer), and stay untouched until it completes.
+        // SAFETY: `aio` is idle, `file` outlives the request (drop waits for it), `segments` stay
+        // put by the type invariants and their pages stay allocated as the caller guarantees.
         let ret = unsafe {
             shim::rsheap_aio_submit(
                 self.aio.as_ptr(),
@@ -231,6 +243,7 @@ impl<'a> AsyncIo<'a> {
         } else {
             AsyncState::Done(byte_count(ret))
         };
+        Ok(())
     }
 
     /// Waits for the request issued last and returns its byte count.

@@ -521,9 +521,10 @@ void rsheap_file_dio_align(struct file *file, u32 *offset_align,
 	}
 }
 
-ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
-		       const struct bio_vec *bvec, unsigned long nr_segs,
-		       size_t count)
+/* A read or write through the page cache, even of a file opened O_DIRECT. */
+ssize_t rsheap_file_rw_buffered(struct file *file, bool write, u64 pos,
+				const struct bio_vec *bvec,
+				unsigned long nr_segs, size_t count)
 {
 	struct kiocb kiocb;
 	struct iov_iter iter;
@@ -531,8 +532,6 @@ ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
 	init_sync_kiocb(&kiocb, file);
 	kiocb.ki_pos = pos;
 	kiocb.ki_flags &= ~IOCB_DIRECT;
-	if (direct)
-		kiocb.ki_flags |= IOCB_DIRECT;
 	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_segs,
 		      count);
 	if (write)

@@ -85,9 +85,9 @@ unsigned int rsheap_file_type(struct file *file);
 u64 rsheap_file_size(struct file *file);
 void rsheap_file_dio_align(struct file *file, u32 *offset_align,
 			   u32 *mem_align);
-ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
-		       const struct bio_vec *bvec, unsigned long nr_segs,
-		       size_t count);
+ssize_t rsheap_file_rw_buffered(struct file *file, bool write, u64 pos,
+				const struct bio_vec *bvec,
+				unsigned long nr_segs, size_t count);
 struct rsheap_aio;
 struct rsheap_aio *rsheap_aio_alloc(void);
 void rsheap_aio_free(struct rsheap_aio *aio);

@@ -122,10 +122,9 @@ extern "C" {
         offset_align: *mut u32,
         mem_align: *mut u32,
     );
-    pub(crate) fn rsheap_file_rw(
+    pub(crate) fn rsheap_file_rw_buffered(
         file: *mut bindings::file,
         write: bool,
-        direct: bool,
         pos: u64,
         bvec: *const bindings::bio_vec,
         nr_segs: usize,

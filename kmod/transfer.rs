@@ -15,7 +15,9 @@
 //! I/O keeps two steps in flight, so the device has the next request before it finishes the
 //! current one. Steps grow while they finish quickly: they are sized to take about [`STEP_MS`]
 //! milliseconds each, between [`MIN_STEP`] and [`MAX_STEP`] bytes, so fast storage gets large
-//! requests and slow storage still sees a fatal signal within a fraction of a second. The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
+//! requests and slow storage still sees a fatal signal within a fraction of a second.
+//!
+//! The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
 
 use kernel::bindings;
 use kernel::error::Error;
@@ -246,9 +248,12 @@ impl<'a> Transfer<'a> {
                 self.step,
             )?;
             let started = Ktime::ktime_get();
-            let done = self
-                .file
-                .read_write(self.store, self.file_pos, segments, step, false)?;
+            // SAFETY: The segments name pages of the buffer, which the caller of `transfer`
+            // holds until the transfer ends.
+            let done = unsafe {
+                self.file
+                    .read_write_buffered(self.store, self.file_pos, segments, step)
+            }?;
             if done == 0 {
                 return Ok(Flow::EndOfFile);
             }
@@ -291,7 +296,12 @@ impl<'a> Transfer<'a> {
                         break;
                     }
                 };
-                io.start(self.file, self.store, next_file, step);
+                // SAFETY: The segments name pages of the buffer, which the caller of `transfer`
+                // holds until the transfer, and with it every step, ends.
+                if let Err(err) = unsafe { io.start(self.file, self.store, next_file, step) } {
+                    stopped = Some(Err(err));
+                    break;
+                }
                 issued[slot] = (step, Ktime::ktime_get());
                 next_buf += step;
                 next_file += step as u64;
