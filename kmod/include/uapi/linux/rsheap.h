@@ -18,16 +18,19 @@
  * Ranges.  Offsets and lengths are 64-bit; a range that overflows gives
  * EOVERFLOW, a buffer range outside the buffer EINVAL.  A LOAD stops at the
  * end of the file, as read(2) does: the short count is returned and the
- * buffer past it is left untouched.  A STORE may extend the file.  A length
- * of 0 moves nothing and succeeds.
+ * buffer past it is left untouched (if the file shrinks during the LOAD, the
+ * bytes past the count are unspecified).  A STORE may extend the file.  A
+ * length of 0 moves nothing and succeeds.  Once bytes have moved, an error
+ * ends the transfer with the count so far, as read(2) and write(2) do.
  *
  * Errors, besides those of read(2) and write(2):
  *   EBADF    a descriptor is not open; the file is not open for reading
  *            (LOAD) or writing (STORE); the buffer is not open for writing
  *            (LOAD)
- *   EINVAL   buf_fd is not a dma-buf; unknown flags; the range lies outside
- *            the buffer; the file is neither a regular file nor a block
- *            device; STORE to a file opened with O_APPEND
+ *   EINVAL   buf_fd is not a dma-buf; unknown flags; size is smaller than
+ *            RSHEAP_TRANSFER_SIZE_VER0; the range lies outside the buffer;
+ *            the file is neither a regular file nor a block device; STORE to
+ *            a file opened with O_APPEND
  *   EXDEV    buf_fd is a dma-buf of another exporter
  *   EISDIR   file_fd is a directory
  *   ESPIPE   file_fd is a pipe or a socket
