@@ -12,8 +12,8 @@
 //! where the file allows (`include/uapi/linux/rsheap.h`).
 //!
 //! The Rust core holds all policy; `rsheap_shim.c` holds only what the 6.12 `kernel` crate
-//! cannot express (ops tables, static inlines, module parameters, debugfs and shrinker
-//! registration, namespace imports).
+//! cannot express (ops tables, the control device's ioctl ABI, static inlines, module
+//! parameters, misc-device, debugfs and shrinker registration, namespace imports).
 
 use kernel::c_str;
 use kernel::prelude::*;
