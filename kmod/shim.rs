@@ -10,22 +10,30 @@ use kernel::bindings;
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use kernel::prelude::*;
 
-/// `struct dma_heap`, opaque to Rust.
-#[repr(C)]
-pub(crate) struct DmaHeap {
-    _private: [u8; 0],
+/// Declares C types that Rust only handles behind pointers.
+macro_rules! opaque_types {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[repr(C)]
+            pub(crate) struct $name {
+                _private: [u8; 0],
+            }
+        )*
+    };
 }
 
-/// `struct dma_buf`, opaque to Rust.
-#[repr(C)]
-pub(crate) struct DmaBuf {
-    _private: [u8; 0],
-}
-
-/// `struct vm_fault`, opaque to Rust.
-#[repr(C)]
-pub(crate) struct VmFault {
-    _private: [u8; 0],
+opaque_types! {
+    /// `struct dma_heap`.
+    DmaHeap;
+    /// `struct dma_buf`.
+    DmaBuf;
+    /// `struct vm_fault`.
+    VmFault;
+    /// `struct rsheap_aio`: an asynchronous direct I/O request.
+    Aio;
+    /// `struct shrinker`.
+    Shrinker;
 }
 
 /// The fault is outside the buffer.
@@ -35,18 +43,6 @@ pub(crate) const VM_FAULT_NOPAGE: bindings::vm_fault_t = bindings::vm_fault_reas
 /// Retry with base pages.
 pub(crate) const VM_FAULT_FALLBACK: bindings::vm_fault_t =
     bindings::vm_fault_reason_VM_FAULT_FALLBACK;
-
-/// `struct rsheap_aio`: an asynchronous direct I/O request, opaque to Rust.
-#[repr(C)]
-pub(crate) struct Aio {
-    _private: [u8; 0],
-}
-
-/// `struct shrinker`, opaque to Rust.
-#[repr(C)]
-pub(crate) struct Shrinker {
-    _private: [u8; 0],
-}
 
 // `struct page` contains a zero-sized lockdep map, which the `improper_ctypes` lint rejects even
 // though only pointers to it cross the boundary.
