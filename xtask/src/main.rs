@@ -4,6 +4,7 @@
 //! the test kernel once into a cache outside the checkout, so `demo` and `test` work from a
 //! fresh clone with nothing else done by hand.
 
+mod aidl_api;
 mod bench;
 mod demo;
 mod guest;
@@ -37,6 +38,10 @@ enum Command {
         #[arg(long)]
         suite: Option<String>,
     },
+    /// Rewrite the `current` API dump of vendor.rsheap from the AIDL sources.
+    AidlUpdate,
+    /// Freeze the AIDL sources as the next version of vendor.rsheap.
+    AidlFreeze,
     /// Benchmark rsheap beside the in-tree system heap, udmabuf and the raw limit.
     Bench {
         /// Timed runs per workload and variant; medians are reported.
@@ -55,6 +60,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run().map(drop),
         Command::Demo => demo::run(),
+        Command::AidlUpdate => aidl_api::update(&setup::workspace_root()?),
+        Command::AidlFreeze => aidl_api::freeze(&setup::workspace_root()?),
         Command::Test { suite } => test::run(suite.as_deref()),
         Command::Bench { runs, only, from } => bench::run(runs, only.as_deref(), from.as_deref()),
     }

@@ -40,6 +40,10 @@ const APT_PACKAGES: &[&str] = &[
 /// The bindgen the 6.12 kernel's Rust build is known to work with; Debian's is too old.
 const BINDGEN_VERSION: &str = "0.72.1";
 
+/// The rsbinder tools matching the workspace's rsbinder: `rsb_hub` serves as the guest's
+/// service manager.
+const RSBINDER_TOOLS_VERSION: &str = "0.12.0";
+
 /// The rustc and clippy the kernel's Rust crates are built with (Debian's `rustc-web`).
 pub const KERNEL_RUSTC: &str = "/usr/bin/rustc";
 /// The clippy matching [`KERNEL_RUSTC`].
@@ -53,6 +57,8 @@ pub struct Env {
     pub cache: PathBuf,
     /// The built test kernel.
     pub kernel: Kernel,
+    /// The folder holding rsbinder's `rsb_hub` (the service manager) and `rsb_service`.
+    pub binder_tools: PathBuf,
 }
 
 impl Env {
@@ -80,12 +86,17 @@ pub fn run() -> Result<Env> {
     let cache = cache_dir()?;
     println!("setup: cache in {}", cache.display());
     install_packages()?;
-    let bindgen = install_bindgen(&cache)?;
+    let bindgen = install_tool(&cache, "bindgen-cli", BINDGEN_VERSION, "bindgen")?;
+    let binder_tools = install_tool(&cache, "rsbinder-tools", RSBINDER_TOOLS_VERSION, "rsb_hub")?
+        .parent()
+        .context("a tool has a folder")?
+        .to_path_buf();
     let kernel = Kernel::ensure(&root, &cache, &bindgen)?;
     Ok(Env {
         root,
         cache,
         kernel,
+        binder_tools,
     })
 }
 
@@ -161,34 +172,36 @@ fn install_packages() -> Result<()> {
     Ok(())
 }
 
-fn install_bindgen(cache: &Path) -> Result<PathBuf> {
+/// Installs `krate` at `version` into the cache's `tools/` with `cargo install`, unless it is
+/// there already, and returns the path of its binary `binary`.
+fn install_tool(cache: &Path, krate: &str, version: &str, binary: &str) -> Result<PathBuf> {
     let root = cache.join("tools");
-    let bindgen = root.join("bin/bindgen");
-    let wanted = format!("bindgen {BINDGEN_VERSION}");
-    let current = Command::new(&bindgen).arg("--version").output();
-    if current.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == wanted) {
-        println!("setup: {wanted} present");
-        return Ok(bindgen);
+    let path = root.join("bin").join(binary);
+    // cargo's record of what it installed into `root`.
+    let record = std::fs::read_to_string(root.join(".crates.toml")).unwrap_or_default();
+    if path.exists() && record.contains(&format!("\"{krate} {version} ")) {
+        println!("setup: {krate} {version} present");
+        return Ok(path);
     }
-    println!("setup: building bindgen-cli {BINDGEN_VERSION} (a few minutes, once)");
-    let log = cache.join("bindgen-install.log");
+    println!("setup: building {krate} {version} (a few minutes, once)");
+    let log = cache.join(format!("{krate}-install.log"));
     run_logged(
-        "cargo install bindgen-cli",
+        &format!("cargo install {krate}"),
         Command::new("cargo")
             .args([
                 "install",
                 "--locked",
                 "--force",
-                "bindgen-cli",
+                krate,
                 "--version",
-                BINDGEN_VERSION,
+                version,
                 "--root",
             ])
             .arg(&root),
         &log,
     )?;
-    if !bindgen.exists() {
-        bail!("cargo install did not produce {}", bindgen.display());
+    if !path.exists() {
+        bail!("cargo install did not produce {}", path.display());
     }
-    Ok(bindgen)
+    Ok(path)
 }

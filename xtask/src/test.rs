@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::aidl_api;
 use crate::guest::{self, Echo};
 use crate::kmod;
 use crate::progress::human_duration;
@@ -120,6 +121,7 @@ fn cargo(env: &Env) -> Command {
 }
 
 fn host_checks(env: &Env, tally: &mut Tally) {
+    aidl_api::check(&env.root, tally);
     tally.check_command(
         "rustfmt: workspace",
         cargo(env).args(["fmt", "--all", "--check"]),

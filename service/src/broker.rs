@@ -1,0 +1,700 @@
+//! The broker's logic, free of binder: clients, their buffers, quotas, loads and the dump.
+//!
+//! A client is whatever the binder layer says it is (a token binder and a uid); here it is a
+//! [`ClientId`]. Buffer ids are unique for the broker's lifetime, and every lookup goes through
+//! the calling client's own table, so another client's id is simply not found.
+//!
+//! Locking: `state` guards the client tables and the per-uid totals. It is never held across
+//! an allocation, a load, a binder call or a wait; quota is reserved under it first and
+//! returned if the allocation then fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use log::info;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::stat::{fstat, SFlag};
+
+use crate::config::Config;
+use crate::error::{BrokerError, ErrorKind, Result};
+use crate::heaps::{HeapStats, Heaps};
+use crate::loader::{LoadJob, LoadObserver, Loader};
+use crate::sync::lock;
+use crate::usage::BufferUsage;
+
+/// Identifies a client for the broker's lifetime.
+pub type ClientId = u64;
+
+/// The kernel's limit on a dma-buf name, without its terminating NUL.
+const DMA_BUF_NAME_MAX: usize = 31;
+/// The longest debug name a request may give.
+pub const DEBUG_NAME_MAX: usize = 63;
+/// Most requests in one batch (the AIDL `MAX_BATCH`).
+pub const MAX_BATCH: usize = 64;
+
+/// One buffer to allocate.
+#[derive(Clone, Debug)]
+pub struct AllocationSpec {
+    /// Bytes, rounded up to pages.
+    pub size: i64,
+    /// What the buffer is for.
+    pub usage: BufferUsage,
+    /// A heap to use instead of the usage's.
+    pub heap: Option<String>,
+    /// Whether CPU access is cached.
+    pub cached: bool,
+    /// Free text for listings.
+    pub debug_name: Option<String>,
+}
+
+/// What a client is told of one of its buffers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BufferDesc {
+    /// Its id.
+    pub id: i64,
+    /// Bytes.
+    pub size: u64,
+    /// The heap it came from.
+    pub heap: String,
+    /// What it is for.
+    pub usage: BufferUsage,
+    /// Whether CPU access is cached.
+    pub cached: bool,
+    /// Its dma-buf name.
+    pub name: String,
+    /// The requester's debug name, or empty.
+    pub debug_name: String,
+}
+
+/// A new buffer: its description and a file descriptor for the client.
+#[derive(Debug)]
+pub struct Allocated {
+    /// The description.
+    pub desc: BufferDesc,
+    /// The client's own dma-buf file descriptor.
+    pub fd: OwnedFd,
+}
+
+/// A file range to load, as the client gave it.
+#[derive(Debug)]
+pub struct SegmentSpec {
+    /// The file.
+    pub file: OwnedFd,
+    /// Where in the file.
+    pub file_offset: i64,
+    /// Bytes, or -1 for up to the end of the file or the buffer.
+    pub length: i64,
+    /// Where in the buffer.
+    pub buffer_offset: i64,
+}
+
+/// A heap as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeapReport {
+    /// The heap and the broker's accounting in it.
+    pub stats: HeapStats,
+    /// The usages that pick it first.
+    pub usages: Vec<BufferUsage>,
+}
+
+struct Record {
+    desc: BufferDesc,
+    heap: usize,
+    buffer: Arc<rsheap::Buffer>,
+}
+
+struct Client {
+    uid: u32,
+    pid: i32,
+    buffers: BTreeMap<i64, Record>,
+}
+
+/// What one uid holds.
+#[derive(Clone, Copy, Default)]
+struct Held {
+    bytes: u64,
+    buffers: u32,
+}
+
+#[derive(Default)]
+struct State {
+    clients: BTreeMap<ClientId, Client>,
+    held: HashMap<u32, Held>,
+}
+
+impl State {
+    /// Reserves `bytes` in `count` buffers of `uid`'s quota.
+    fn reserve(&mut self, config: &Config, uid: u32, bytes: u64, count: u32) -> Result<()> {
+        let quota = config.quota(uid);
+        let held = self.held.entry(uid).or_default();
+        if held.bytes + bytes > quota.bytes || held.buffers + count > quota.buffers {
+            return Err(BrokerError::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "uid {uid} holds {} in {} buffers of its quota of {} in {}; {} in {count} more would exceed it",
+                    mib(held.bytes),
+                    held.buffers,
+                    mib(quota.bytes),
+                    quota.buffers,
+                    mib(bytes)
+                ),
+            ));
+        }
+        held.bytes += bytes;
+        held.buffers += count;
+        Ok(())
+    }
+
+    fn unreserve(&mut self, uid: u32, bytes: u64, count: u32) {
+        if let Some(held) = self.held.get_mut(&uid) {
+            held.bytes -= bytes;
+            held.buffers -= count;
+            if held.buffers == 0 {
+                self.held.remove(&uid);
+            }
+        }
+    }
+}
+
+/// The broker.
+pub struct Broker {
+    config: Config,
+    heaps: Heaps,
+    loader: Loader,
+    state: Mutex<State>,
+    next_buffer: AtomicI64,
+    next_client: AtomicU64,
+    page_size: u64,
+}
+
+impl Broker {
+    /// A broker serving `config`, with its load workers started.
+    pub fn new(config: Config) -> std::io::Result<Self> {
+        let heaps = Heaps::new(&config);
+        let loader = Loader::start(config.limits)?;
+        let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|size| u64::try_from(size).ok())
+            .unwrap_or(4096);
+        Ok(Self {
+            config,
+            heaps,
+            loader,
+            state: Mutex::new(State::default()),
+            next_buffer: AtomicI64::new(1),
+            next_client: AtomicU64::new(1),
+            page_size,
+        })
+    }
+
+    /// Starts tracking a client of `uid`; `pid` goes into its buffers' names.
+    pub fn add_client(&self, uid: u32, pid: i32) -> ClientId {
+        let id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        lock(&self.state).clients.insert(
+            id,
+            Client {
+                uid,
+                pid,
+                buffers: BTreeMap::new(),
+            },
+        );
+        id
+    }
+
+    /// Frees everything `client` holds and cancels its loads: it is gone.
+    pub fn remove_client(&self, client: ClientId) {
+        let removed = lock(&self.state).clients.remove(&client);
+        self.loader.cancel(client, None);
+        if let Some(gone) = removed {
+            let bytes: u64 = gone.buffers.values().map(|r| r.desc.size).sum();
+            info!(
+                "client {client} (uid {}, pid {}) is gone: freeing {} buffers, {}",
+                gone.uid,
+                gone.pid,
+                gone.buffers.len(),
+                mib(bytes)
+            );
+            let count = u32::try_from(gone.buffers.len()).unwrap_or(u32::MAX);
+            lock(&self.state).unreserve(gone.uid, bytes, count);
+            for record in gone.buffers.values() {
+                self.heaps.release(record.heap, record.desc.size);
+            }
+        }
+    }
+
+    /// The heaps present, with the broker's accounting.
+    pub fn heaps(&self) -> Vec<HeapReport> {
+        self.heaps
+            .stats()
+            .into_iter()
+            .map(|stats| {
+                let usages = BufferUsage::ALL
+                    .into_iter()
+                    .filter(|usage| {
+                        let choice = &self.config.heaps[usage];
+                        choice.cached.first() == Some(&stats.name)
+                            || choice.uncached.first() == Some(&stats.name)
+                    })
+                    .collect();
+                HeapReport { stats, usages }
+            })
+            .collect()
+    }
+
+    /// Allocates one buffer for `client`.
+    pub fn allocate(&self, client: ClientId, spec: &AllocationSpec) -> Result<Allocated> {
+        let mut buffers = self.allocate_batch(client, std::slice::from_ref(spec))?;
+        buffers
+            .pop()
+            .ok_or_else(|| BrokerError::new(ErrorKind::Io, "no buffer allocated"))
+    }
+
+    /// Allocates every buffer of `specs` for `client`, or none.
+    pub fn allocate_batch(
+        &self,
+        client: ClientId,
+        specs: &[AllocationSpec],
+    ) -> Result<Vec<Allocated>> {
+        if specs.is_empty() || specs.len() > MAX_BATCH {
+            return Err(BrokerError::invalid(format!(
+                "a batch holds 1 to {MAX_BATCH} requests, not {}",
+                specs.len()
+            )));
+        }
+        let plans = specs
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| {
+                self.plan(spec).map_err(|err| BrokerError {
+                    message: batch_message(specs.len(), index, &err.message),
+                    ..err
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let total: u64 = plans.iter().map(|plan| plan.size).sum();
+        let count = u32::try_from(plans.len()).unwrap_or(u32::MAX);
+        let (uid, pid) = {
+            let mut state = lock(&self.state);
+            let (uid, pid) = match state.clients.get(&client) {
+                Some(c) => (c.uid, c.pid),
+                None => return Err(BrokerError::invalid("unknown client")),
+            };
+            state.reserve(&self.config, uid, total, count)?;
+            (uid, pid)
+        };
+
+        let mut made: Vec<(Plan, usize, rsheap::Buffer)> = Vec::with_capacity(plans.len());
+        for (index, plan) in plans.into_iter().enumerate() {
+            match self.heaps.allocate(&plan.heaps, plan.size) {
+                Ok((heap, buffer)) => made.push((plan, heap, buffer)),
+                Err(err) => {
+                    self.undo(uid, total, count, &made);
+                    return Err(BrokerError {
+                        message: batch_message(specs.len(), index, &err.message),
+                        ..err
+                    });
+                }
+            }
+        }
+
+        let mut records = Vec::with_capacity(made.len());
+        let mut allocated = Vec::with_capacity(made.len());
+        for (plan, heap, buffer) in &made {
+            let id = self.next_buffer.fetch_add(1, Ordering::Relaxed);
+            let name = buffer_name(plan.usage, pid, id);
+            let fd = buffer.set_name(&name).and_then(|()| {
+                buffer.as_fd().try_clone_to_owned().map_err(|err| {
+                    rsheap::Error::InvalidArgument(format!("duplicate the buffer: {err}"))
+                })
+            });
+            let fd = match fd {
+                Ok(fd) => fd,
+                Err(err) => {
+                    self.undo(uid, total, count, &made);
+                    return Err(err.into());
+                }
+            };
+            let desc = BufferDesc {
+                id,
+                size: plan.size,
+                heap: self.heaps.name(*heap).to_owned(),
+                usage: plan.usage,
+                cached: plan.cached,
+                name,
+                debug_name: plan.debug_name.clone(),
+            };
+            records.push((id, desc.clone(), *heap));
+            allocated.push(Allocated { desc, fd });
+        }
+
+        let mut state = lock(&self.state);
+        let Some(owner) = state.clients.get_mut(&client) else {
+            // The client died while its buffers were being made.
+            state.unreserve(uid, total, count);
+            drop(state);
+            for (_, heap, buffer) in &made {
+                self.heaps.release(*heap, buffer.len() as u64);
+            }
+            return Err(BrokerError::invalid("the client is gone"));
+        };
+        for ((id, desc, heap), (_, _, buffer)) in records.into_iter().zip(made) {
+            owner.buffers.insert(
+                id,
+                Record {
+                    desc,
+                    heap,
+                    buffer: Arc::new(buffer),
+                },
+            );
+        }
+        Ok(allocated)
+    }
+
+    /// Returns the quota and heap accounting of buffers made before a batch failed.
+    fn undo(&self, uid: u32, total: u64, count: u32, made: &[(Plan, usize, rsheap::Buffer)]) {
+        lock(&self.state).unreserve(uid, total, count);
+        for (plan, heap, _) in made {
+            self.heaps.release(*heap, plan.size);
+        }
+    }
+
+    /// Checks `spec` and decides its size and candidate heaps.
+    fn plan(&self, spec: &AllocationSpec) -> Result<Plan> {
+        let max = self.config.limits.max_buffer_bytes;
+        let size = u64::try_from(spec.size)
+            .ok()
+            .filter(|&size| size > 0)
+            .ok_or_else(|| BrokerError::invalid(format!("size {} is not positive", spec.size)))?;
+        if size > max {
+            return Err(BrokerError::invalid(format!(
+                "size {size} exceeds the largest buffer, {}",
+                mib(max)
+            )));
+        }
+        let size = size.div_ceil(self.page_size) * self.page_size;
+        let debug_name = spec.debug_name.clone().unwrap_or_default();
+        if debug_name.len() > DEBUG_NAME_MAX || debug_name.chars().any(char::is_control) {
+            return Err(BrokerError::invalid(format!(
+                "the debug name must be at most {DEBUG_NAME_MAX} bytes of printable text"
+            )));
+        }
+        let heaps = match &spec.heap {
+            Some(name) => {
+                let index = self.heaps.index(name).ok_or_else(|| {
+                    BrokerError::new(
+                        ErrorKind::Unsupported,
+                        format!("heap {name:?} is not one the broker offers"),
+                    )
+                })?;
+                if !self.heaps.is_present(index) {
+                    return Err(BrokerError::new(
+                        ErrorKind::Unsupported,
+                        format!("heap {name:?} is not present on this device"),
+                    ));
+                }
+                vec![index]
+            }
+            None => self.config.heaps[&spec.usage]
+                .for_caching(spec.cached)
+                .iter()
+                .filter_map(|name| self.heaps.index(name))
+                .collect(),
+        };
+        if let Some(available) = available_memory() {
+            if size > available {
+                return Err(BrokerError::new(
+                    ErrorKind::NoMemory,
+                    format!(
+                        "size {} exceeds the {} of memory available",
+                        mib(size),
+                        mib(available)
+                    ),
+                ));
+            }
+        }
+        Ok(Plan {
+            size,
+            usage: spec.usage,
+            cached: spec.cached,
+            debug_name,
+            heaps,
+        })
+    }
+
+    /// Frees `client`'s buffer `id`, cancelling its loads.
+    pub fn free(&self, client: ClientId, id: i64) -> Result<()> {
+        let record = {
+            let mut state = lock(&self.state);
+            let owner = state
+                .clients
+                .get_mut(&client)
+                .ok_or_else(|| BrokerError::not_found(id))?;
+            let uid = owner.uid;
+            let record = owner
+                .buffers
+                .remove(&id)
+                .ok_or_else(|| BrokerError::not_found(id))?;
+            state.unreserve(uid, record.desc.size, 1);
+            record
+        };
+        self.loader.cancel(client, Some(id));
+        self.heaps.release(record.heap, record.desc.size);
+        Ok(())
+    }
+
+    /// `client`'s buffers, oldest first.
+    pub fn list(&self, client: ClientId) -> Vec<BufferDesc> {
+        lock(&self.state)
+            .clients
+            .get(&client)
+            .map(|c| c.buffers.values().map(|r| r.desc.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Loads a file segment into `client`'s buffer `id` and returns the bytes loaded.
+    pub fn load(&self, client: ClientId, id: i64, segment: SegmentSpec) -> Result<u64> {
+        let job = self.load_job(client, id, segment)?;
+        self.loader.load(job)
+    }
+
+    /// Queues the same load; `observer` hears how it goes.
+    pub fn load_async(
+        &self,
+        client: ClientId,
+        id: i64,
+        segment: SegmentSpec,
+        observer: Box<dyn LoadObserver>,
+    ) -> Result<()> {
+        let job = self.load_job(client, id, segment)?;
+        self.loader.load_async(job, observer)
+    }
+
+    /// Checks a load's arguments against the buffer and the file.
+    fn load_job(&self, client: ClientId, id: i64, segment: SegmentSpec) -> Result<LoadJob> {
+        let (buffer, size) = {
+            let state = lock(&self.state);
+            let record = state
+                .clients
+                .get(&client)
+                .and_then(|c| c.buffers.get(&id))
+                .ok_or_else(|| BrokerError::not_found(id))?;
+            (record.buffer.clone(), record.desc.size)
+        };
+        let (file_offset, buffer_offset) = match (
+            u64::try_from(segment.file_offset),
+            u64::try_from(segment.buffer_offset),
+        ) {
+            (Ok(file), Ok(buffer)) => (file, buffer),
+            _ => return Err(BrokerError::invalid("offsets must not be negative")),
+        };
+        if buffer_offset > size {
+            return Err(BrokerError::invalid(format!(
+                "buffer offset {buffer_offset} is past the end of buffer {id} ({size} bytes)"
+            )));
+        }
+        let room = size - buffer_offset;
+        let len = match segment.length {
+            -1 => room,
+            length => u64::try_from(length)
+                .ok()
+                .filter(|&length| length <= room)
+                .ok_or_else(|| {
+                    BrokerError::invalid(format!(
+                        "length {length} does not fit buffer {id} ({room} bytes from offset {buffer_offset})"
+                    ))
+                })?,
+        };
+        if file_offset
+            .checked_add(len)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(BrokerError::invalid("the file range overflows"));
+        }
+        let stat = fstat(segment.file.as_raw_fd())
+            .map_err(|errno| BrokerError::from_os(errno, "cannot stat the file"))?;
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        let expected = match kind {
+            SFlag::S_IFREG => {
+                let file_size = u64::try_from(stat.st_size).unwrap_or(0);
+                len.min(file_size.saturating_sub(file_offset))
+            }
+            SFlag::S_IFBLK => len,
+            _ => {
+                return Err(BrokerError::invalid(
+                    "the file must be a regular file or a block device",
+                ))
+            }
+        };
+        let flags = fcntl(segment.file.as_raw_fd(), FcntlArg::F_GETFL)
+            .map_err(|errno| BrokerError::from_os(errno, "cannot read the file's flags"))?;
+        if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_WRONLY {
+            return Err(BrokerError::invalid("the file is not open for reading"));
+        }
+        Ok(LoadJob {
+            client,
+            buffer_id: id,
+            buffer,
+            file: segment.file,
+            file_offset,
+            buffer_offset,
+            len,
+            expected,
+        })
+    }
+
+    /// A readable account of everything the broker holds, client by client.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        let (queued, running) = self.loader.activity();
+        let _ = writeln!(out, "rsheapd: loads queued {queued}, running {running}\n");
+        let _ = writeln!(out, "heaps:");
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>7} {:>8} {:>12} {:>12} {:>9}",
+            "heap", "cached", "buffers", "MiB", "allocations", "failures"
+        );
+        for heap in self.heaps.stats() {
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>7} {:>8} {:>12.1} {:>12} {:>9}",
+                heap.name,
+                heap.cached,
+                heap.buffers,
+                heap.bytes as f64 / (1 << 20) as f64,
+                heap.allocations,
+                heap.failures
+            );
+        }
+        let state = lock(&self.state);
+        let _ = writeln!(out, "\nclients:");
+        let _ = writeln!(
+            out,
+            "  {:>6} {:>6} {:>8} {:>8} {:>12}   quota",
+            "client", "uid", "pid", "buffers", "MiB"
+        );
+        for (id, client) in &state.clients {
+            let bytes: u64 = client.buffers.values().map(|r| r.desc.size).sum();
+            let quota = self.config.quota(client.uid);
+            let _ = writeln!(
+                out,
+                "  {id:>6} {:>6} {:>8} {:>8} {:>12.1}   {} in {} buffers per uid",
+                client.uid,
+                client.pid,
+                client.buffers.len(),
+                bytes as f64 / (1 << 20) as f64,
+                mib(quota.bytes),
+                quota.buffers
+            );
+        }
+        let _ = writeln!(out, "\nbuffers:");
+        let _ = writeln!(
+            out,
+            "  {:>6} {:>8} {:>12} {:<18} {:<17} {:<31} debug name",
+            "client", "id", "bytes", "heap", "usage", "name"
+        );
+        for (client_id, client) in &state.clients {
+            for record in client.buffers.values() {
+                let desc = &record.desc;
+                let _ = writeln!(
+                    out,
+                    "  {client_id:>6} {:>8} {:>12} {:<18} {:<17} {:<31} {}",
+                    desc.id,
+                    desc.size,
+                    desc.heap,
+                    desc.usage.config_key(),
+                    desc.name,
+                    desc.debug_name
+                );
+            }
+        }
+        out
+    }
+}
+
+/// A checked allocation request.
+struct Plan {
+    size: u64,
+    usage: BufferUsage,
+    cached: bool,
+    debug_name: String,
+    heaps: Vec<usize>,
+}
+
+/// `<usage>-<pid>-<id>`, cut to the kernel's limit.
+fn buffer_name(usage: BufferUsage, pid: i32, id: i64) -> String {
+    let mut name = format!("{}-{pid}-{id}", usage.name_tag());
+    name.truncate(DMA_BUF_NAME_MAX);
+    name
+}
+
+fn batch_message(len: usize, index: usize, message: &str) -> String {
+    if len == 1 {
+        message.to_owned()
+    } else {
+        format!("request {index}: {message}")
+    }
+}
+
+/// `bytes` as MiB for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// The kernel's estimate of memory available for new allocations, from /proc/meminfo.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_kernel_limit() {
+        assert_eq!(
+            buffer_name(BufferUsage::ModelWeights, 1234, 7),
+            "weights-1234-7"
+        );
+        let longest = buffer_name(BufferUsage::Scratch, 4_194_304, i64::MAX);
+        assert_eq!(longest.len(), DMA_BUF_NAME_MAX);
+        for usage in BufferUsage::ALL {
+            let name = buffer_name(usage, 4_194_304, 99_999_999_999_999);
+            assert!(name.len() <= DMA_BUF_NAME_MAX, "{name}");
+            assert!(name.ends_with("-99999999999999"), "{name}");
+        }
+    }
+
+    #[test]
+    fn quotas_reserve_and_return() {
+        let config = Config::parse(&format!(
+            "{}\n[quota.uid.7]\nmib = 2\nbuffers = 2\n",
+            include_str!("../rsheapd.toml")
+        ))
+        .expect("config");
+        let mut state = State::default();
+        state.reserve(&config, 7, 1 << 20, 1).expect("first MiB");
+        state.reserve(&config, 7, 1 << 20, 1).expect("second MiB");
+        let err = state.reserve(&config, 7, 4096, 1).expect_err("over quota");
+        assert_eq!(err.kind, ErrorKind::QuotaExceeded);
+        assert!(
+            err.message.contains("uid 7 holds 2.0 MiB in 2 buffers"),
+            "{}",
+            err.message
+        );
+        state.unreserve(7, 1 << 20, 1);
+        state.reserve(&config, 7, 4096, 1).expect("room again");
+        // Another uid has the default quota.
+        state
+            .reserve(&config, 8, 1 << 30, 100)
+            .expect("default quota");
+    }
+}

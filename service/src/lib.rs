@@ -1,0 +1,24 @@
+//! rsheapd, rsheap's Binder broker: it allocates dma-buf buffers for camera and NPU clients
+//! from the heap their usage calls for, names them `<usage>-<pid>-<id>`, holds each uid to its
+//! quota, loads file segments into buffers on a pool of workers, and frees everything a client
+//! held when the client dies.
+//!
+//! The logic lives in [`broker`] and knows nothing of binder; [`service`] puts it behind the
+//! stable AIDL interface `vendor.rsheap.IHeapBroker`, and the `rsheapd` binary only wires
+//! that to the binder driver and the service manager.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+mod heaps;
+mod loader;
+pub mod service;
+mod sync;
+pub mod usage;
+
+pub use broker::Broker;
+pub use config::Config;
+pub use error::{BrokerError, ErrorKind};
+pub use heaps::HeapStats;
+pub use loader::LoadObserver;
+pub use service::HeapBrokerService;

@@ -1,0 +1,347 @@
+//! `IHeapBroker` over binder: turns calls into [`Broker`] calls and back.
+//!
+//! This is the only module that knows binder. It identifies clients (the token binder they
+//! pass, together with the kernel-vouched calling uid), links to each token's death to free
+//! what the client held, converts AIDL parcelables to the broker's types, and turns
+//! [`BrokerError`]s into service-specific errors with their messages.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, Weak};
+
+use log::{error, warn};
+use rsbinder::{
+    get_calling_pid, get_calling_uid, BinderResult, DeathRecipient, ExceptionCode, Interface,
+    ParcelFileDescriptor, SIBinder, Status, Strong, WIBinder,
+};
+use vendor_rsheap::aidl::vendor::rsheap::{
+    AllocationRequest::AllocationRequest,
+    Buffer::Buffer,
+    BufferInfo::BufferInfo,
+    FileSegment::FileSegment,
+    HeapInfo::HeapInfo,
+    IHeapBroker::{self, IHeapBroker as IHeapBrokerTrait},
+    ILoadCallback::ILoadCallback,
+    Usage::Usage,
+};
+
+use crate::broker::{Allocated, AllocationSpec, Broker, BufferDesc, ClientId, SegmentSpec};
+use crate::error::{BrokerError, ErrorKind, Result};
+use crate::loader::LoadObserver;
+use crate::sync::lock;
+use crate::usage::BufferUsage;
+
+/// Uids allowed to read the dump: root, system and shell, as `dumpsys` callers are.
+const DUMP_UIDS: [u32; 3] = [0, 1000, 2000];
+
+/// A client's token, linked to its death.
+struct ClientLink {
+    token: SIBinder,
+    uid: u32,
+    id: ClientId,
+    /// Kept alive here: the link holds it weakly.
+    _recipient: Arc<ClientDeath>,
+}
+
+/// Frees a client's buffers when its token dies.
+struct ClientDeath {
+    id: ClientId,
+    broker: Weak<Broker>,
+    links: Weak<Mutex<Vec<ClientLink>>>,
+}
+
+impl DeathRecipient for ClientDeath {
+    fn binder_died(&self, _who: &WIBinder) {
+        if let Some(links) = self.links.upgrade() {
+            lock(&links).retain(|link| link.id != self.id);
+        }
+        if let Some(broker) = self.broker.upgrade() {
+            broker.remove_client(self.id);
+        }
+    }
+}
+
+/// The `IHeapBroker` binder object.
+pub struct HeapBrokerService {
+    broker: Arc<Broker>,
+    links: Arc<Mutex<Vec<ClientLink>>>,
+}
+
+impl HeapBrokerService {
+    /// Serves `broker`.
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Self {
+            broker,
+            links: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The binder to register.
+    pub fn into_binder(self) -> Strong<dyn IHeapBrokerTrait> {
+        IHeapBroker::BnHeapBroker::new_binder(self)
+    }
+
+    /// The client the caller is with `token`, registered and linked on first sight.
+    fn client(&self, token: &SIBinder) -> Result<ClientId> {
+        let uid = get_calling_uid();
+        if let Some(id) = self.find(token, uid) {
+            return Ok(id);
+        }
+        if token.as_proxy().is_none() {
+            return Err(BrokerError::invalid(
+                "the client token must be a binder of the caller",
+            ));
+        }
+        let id = self.broker.add_client(uid, get_calling_pid());
+        let recipient = Arc::new(ClientDeath {
+            id,
+            broker: Arc::downgrade(&self.broker),
+            links: Arc::downgrade(&self.links),
+        });
+        let weak: Weak<dyn DeathRecipient> = Arc::downgrade(&recipient) as Weak<dyn DeathRecipient>;
+        if let Err(err) = token.link_to_death(weak) {
+            self.broker.remove_client(id);
+            return Err(BrokerError::invalid(format!(
+                "cannot watch the client token: {err:?}"
+            )));
+        }
+        let mut links = lock(&self.links);
+        // Another call with the same token may have got there first.
+        if let Some(link) = links.iter().find(|l| l.token == *token && l.uid == uid) {
+            let winner = link.id;
+            drop(links);
+            let weak: Weak<dyn DeathRecipient> =
+                Arc::downgrade(&recipient) as Weak<dyn DeathRecipient>;
+            let _ = token.unlink_to_death(weak);
+            self.broker.remove_client(id);
+            return Ok(winner);
+        }
+        links.push(ClientLink {
+            token: token.clone(),
+            uid,
+            id,
+            _recipient: recipient,
+        });
+        Ok(id)
+    }
+
+    fn find(&self, token: &SIBinder, uid: u32) -> Option<ClientId> {
+        lock(&self.links)
+            .iter()
+            .find(|link| link.token == *token && link.uid == uid)
+            .map(|link| link.id)
+    }
+}
+
+/// Runs a call, turning broker errors and panics into binder statuses.
+fn serve<T>(call: impl FnOnce() -> Result<T>) -> BinderResult<T> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(status(&err)),
+        Err(_) => {
+            error!("a call panicked; the broker goes on");
+            Err(Status::from(ExceptionCode::IllegalState))
+        }
+    }
+}
+
+fn status(err: &BrokerError) -> Status {
+    let code = match err.kind {
+        ErrorKind::InvalidArgument => IHeapBroker::ERROR_INVALID_ARGUMENT,
+        ErrorKind::NoMemory => IHeapBroker::ERROR_NO_MEMORY,
+        ErrorKind::QuotaExceeded => IHeapBroker::ERROR_QUOTA_EXCEEDED,
+        ErrorKind::NotFound => IHeapBroker::ERROR_NOT_FOUND,
+        ErrorKind::Io => IHeapBroker::ERROR_IO,
+        ErrorKind::Unsupported => IHeapBroker::ERROR_UNSUPPORTED,
+        ErrorKind::Busy => IHeapBroker::ERROR_BUSY,
+    };
+    Status::new_service_specific_error(code, Some(err.message.clone()))
+}
+
+fn usage_from_aidl(usage: Usage) -> Result<BufferUsage> {
+    match usage {
+        Usage::CAMERA_FRAME => Ok(BufferUsage::CameraFrame),
+        Usage::MODEL_WEIGHTS => Ok(BufferUsage::ModelWeights),
+        Usage::MODEL_EXECUTABLE => Ok(BufferUsage::ModelExecutable),
+        Usage::SCRATCH => Ok(BufferUsage::Scratch),
+        other => Err(BrokerError::invalid(format!("unknown usage {}", other.0))),
+    }
+}
+
+fn usage_to_aidl(usage: BufferUsage) -> Usage {
+    match usage {
+        BufferUsage::CameraFrame => Usage::CAMERA_FRAME,
+        BufferUsage::ModelWeights => Usage::MODEL_WEIGHTS,
+        BufferUsage::ModelExecutable => Usage::MODEL_EXECUTABLE,
+        BufferUsage::Scratch => Usage::SCRATCH,
+    }
+}
+
+fn spec(request: &AllocationRequest) -> Result<AllocationSpec> {
+    Ok(AllocationSpec {
+        size: request.size,
+        usage: usage_from_aidl(request.usage)?,
+        heap: request.heap.clone(),
+        cached: request.cached,
+        debug_name: request.debugName.clone(),
+    })
+}
+
+fn info(desc: BufferDesc) -> BufferInfo {
+    BufferInfo {
+        id: desc.id,
+        size: i64::try_from(desc.size).unwrap_or(i64::MAX),
+        heap: desc.heap,
+        usage: usage_to_aidl(desc.usage),
+        cached: desc.cached,
+        name: desc.name,
+        debugName: desc.debug_name,
+    }
+}
+
+fn buffer(allocated: Allocated) -> Buffer {
+    Buffer {
+        info: info(allocated.desc),
+        fd: Some(ParcelFileDescriptor::new(allocated.fd)),
+    }
+}
+
+fn segment(segment: &FileSegment) -> Result<SegmentSpec> {
+    let file = segment
+        .file
+        .as_ref()
+        .ok_or_else(|| BrokerError::invalid("the segment has no file"))?
+        .try_clone()
+        .map_err(|err| BrokerError::invalid(format!("cannot duplicate the file: {err:?}")))?;
+    Ok(SegmentSpec {
+        file: file.into(),
+        file_offset: segment.fileOffset,
+        length: segment.length,
+        buffer_offset: segment.bufferOffset,
+    })
+}
+
+/// Reports an asynchronous load to the client's callback.
+struct CallbackObserver(Strong<dyn ILoadCallback>);
+
+impl LoadObserver for CallbackObserver {
+    fn progress(&self, buffer_id: i64, done: u64, total: u64) {
+        let (done, total) = (clamp(done), clamp(total));
+        if let Err(err) = self.0.onProgress(buffer_id, done, total) {
+            warn!("load progress for buffer {buffer_id} not delivered: {err:?}");
+        }
+    }
+
+    fn complete(&self, buffer_id: i64, result: &Result<u64>) {
+        let delivered = match result {
+            Ok(bytes) => self.0.onComplete(buffer_id, clamp(*bytes), 0, None),
+            Err(err) => {
+                self.0
+                    .onComplete(buffer_id, 0, err.errno as i32, Some(err.message.as_str()))
+            }
+        };
+        if let Err(err) = delivered {
+            warn!("load completion for buffer {buffer_id} not delivered: {err:?}");
+        }
+    }
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Interface for HeapBrokerService {
+    fn dump(&self, writer: &mut dyn std::io::Write, _args: &[String]) -> rsbinder::Result<()> {
+        let text = if DUMP_UIDS.contains(&get_calling_uid()) {
+            self.broker.dump()
+        } else {
+            "permission denied: only root, system and shell may dump rsheapd\n".to_owned()
+        };
+        writer
+            .write_all(text.as_bytes())
+            .map_err(|_| rsbinder::StatusCode::FailedTransaction)
+    }
+}
+
+impl IHeapBrokerTrait for HeapBrokerService {
+    fn r#getHeaps(&self) -> BinderResult<Vec<HeapInfo>> {
+        serve(|| {
+            Ok(self
+                .broker
+                .heaps()
+                .into_iter()
+                .map(|heap| HeapInfo {
+                    name: heap.stats.name,
+                    cached: heap.stats.cached,
+                    usages: heap.usages.into_iter().map(usage_to_aidl).collect(),
+                    buffers: i32::try_from(heap.stats.buffers).unwrap_or(i32::MAX),
+                    bytes: clamp(heap.stats.bytes),
+                    allocations: clamp(heap.stats.allocations),
+                    failures: clamp(heap.stats.failures),
+                })
+                .collect())
+        })
+    }
+
+    fn r#allocate(&self, client: &SIBinder, request: &AllocationRequest) -> BinderResult<Buffer> {
+        serve(|| {
+            let client = self.client(client)?;
+            self.broker.allocate(client, &spec(request)?).map(buffer)
+        })
+    }
+
+    fn r#allocateBatch(
+        &self,
+        client: &SIBinder,
+        requests: &[AllocationRequest],
+    ) -> BinderResult<Vec<Buffer>> {
+        serve(|| {
+            let client = self.client(client)?;
+            let specs = requests.iter().map(spec).collect::<Result<Vec<_>>>()?;
+            let made = self.broker.allocate_batch(client, &specs)?;
+            Ok(made.into_iter().map(buffer).collect())
+        })
+    }
+
+    fn r#loadFile(
+        &self,
+        client: &SIBinder,
+        buffer_id: i64,
+        seg: &FileSegment,
+    ) -> BinderResult<i64> {
+        serve(|| {
+            let client = self.client(client)?;
+            self.broker
+                .load(client, buffer_id, segment(seg)?)
+                .map(clamp)
+        })
+    }
+
+    fn r#loadFileAsync(
+        &self,
+        client: &SIBinder,
+        buffer_id: i64,
+        seg: &FileSegment,
+        callback: &Strong<dyn ILoadCallback>,
+    ) -> BinderResult<()> {
+        serve(|| {
+            let client = self.client(client)?;
+            let observer = Box::new(CallbackObserver(callback.clone()));
+            self.broker
+                .load_async(client, buffer_id, segment(seg)?, observer)
+        })
+    }
+
+    fn r#free(&self, client: &SIBinder, buffer_id: i64) -> BinderResult<()> {
+        serve(|| {
+            let client = self.client(client)?;
+            self.broker.free(client, buffer_id)
+        })
+    }
+
+    fn r#listBuffers(&self, client: &SIBinder) -> BinderResult<Vec<BufferInfo>> {
+        serve(|| {
+            let client = self.client(client)?;
+            Ok(self.broker.list(client).into_iter().map(info).collect())
+        })
+    }
+}
