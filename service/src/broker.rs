@@ -673,6 +673,87 @@ mod tests {
         }
     }
 
+    fn broker() -> Broker {
+        Broker::new(Config::parse(include_str!("../rsheapd.toml")).expect("config"))
+            .expect("broker")
+    }
+
+    fn spec(size: i64) -> AllocationSpec {
+        AllocationSpec {
+            size,
+            usage: BufferUsage::Scratch,
+            heap: None,
+            cached: true,
+            debug_name: None,
+        }
+    }
+
+    /// Requests are checked before any heap is touched (this host has none).
+    #[test]
+    fn bad_requests_are_refused_before_allocating() {
+        let broker = broker();
+        let client = broker.add_client(1000, 42);
+        let kind = |spec: AllocationSpec| broker.allocate(client, &spec).expect_err("refused").kind;
+        assert_eq!(kind(spec(0)), ErrorKind::InvalidArgument);
+        assert_eq!(kind(spec(-1)), ErrorKind::InvalidArgument);
+        assert_eq!(kind(spec(i64::MAX)), ErrorKind::InvalidArgument);
+        assert_eq!(kind(spec((4096 << 20) + 1)), ErrorKind::InvalidArgument);
+        let named = |name: &str| AllocationSpec {
+            debug_name: Some(name.to_owned()),
+            ..spec(4096)
+        };
+        assert_eq!(kind(named(&"x".repeat(64))), ErrorKind::InvalidArgument);
+        assert_eq!(kind(named("tab\there")), ErrorKind::InvalidArgument);
+        let on = |heap: &str| AllocationSpec {
+            heap: Some(heap.to_owned()),
+            ..spec(4096)
+        };
+        assert_eq!(kind(on("carveout")), ErrorKind::Unsupported);
+        // A configured heap this machine lacks, and a usage none of whose heaps exist.
+        assert_eq!(kind(on("rsheap")), ErrorKind::Unsupported);
+        assert_eq!(kind(spec(4096)), ErrorKind::Unsupported);
+        let batch = vec![spec(4096); MAX_BATCH + 1];
+        assert_eq!(
+            broker
+                .allocate_batch(client, &batch)
+                .expect_err("too many")
+                .kind,
+            ErrorKind::InvalidArgument
+        );
+        let err = broker
+            .allocate_batch(client, &[spec(4096), spec(0)])
+            .expect_err("one bad request");
+        assert!(err.message.starts_with("request 1: "), "{}", err.message);
+        assert!(broker.list(client).is_empty());
+    }
+
+    /// Ids are looked up in the caller's table only.
+    #[test]
+    fn unknown_ids_are_not_found() {
+        let broker = broker();
+        let client = broker.add_client(1000, 42);
+        assert_eq!(
+            broker.free(client, 1).expect_err("no buffer").kind,
+            ErrorKind::NotFound
+        );
+        let file = std::fs::File::open("/proc/self/exe").expect("a file");
+        let segment = SegmentSpec {
+            file: file.into(),
+            file_offset: 0,
+            length: -1,
+            buffer_offset: 0,
+        };
+        assert_eq!(
+            broker.load(client, 1, segment).expect_err("no buffer").kind,
+            ErrorKind::NotFound
+        );
+        broker.remove_client(client);
+        assert_eq!(
+            broker.free(client, 1).expect_err("gone").kind,
+            ErrorKind::NotFound
+        );
+    }
+
     #[test]
     fn quotas_reserve_and_return() {
         let config = Config::parse(&format!(

@@ -382,3 +382,46 @@ fn io_error(job: &LoadJob, errno: Errno) -> BrokerError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(client: ClientId, buffer_id: i64) -> Queued {
+        let (sender, _) = mpsc::sync_channel(1);
+        let file = std::fs::File::open("/proc/self/exe").expect("a file");
+        // Any dma-buf stand-in will do: the queue never touches the buffer.
+        let buffer = rsheap::Buffer::from_fd(file.try_clone().expect("dup").into());
+        Queued {
+            job: LoadJob {
+                client,
+                buffer_id,
+                buffer: Arc::new(buffer.expect("a buffer")),
+                file: file.into(),
+                file_offset: 0,
+                buffer_offset: 0,
+                len: 0,
+                expected: 0,
+            },
+            reply: Reply::Wait(sender),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Clients take turns: one with many loads queued does not hold back the others.
+    #[test]
+    fn loads_are_taken_round_robin_between_clients() {
+        let mut queue = Queue::default();
+        for (client, id) in [(1, 10), (1, 11), (1, 12), (2, 20), (3, 30), (3, 31)] {
+            queue
+                .pending
+                .entry(client)
+                .or_default()
+                .push_back(queued(client, id));
+        }
+        let order: Vec<i64> =
+            std::iter::from_fn(|| queue.take().map(|q| q.job.buffer_id)).collect();
+        assert_eq!(order, [10, 20, 30, 11, 31, 12]);
+        assert!(queue.pending.is_empty());
+    }
+}

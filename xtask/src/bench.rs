@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use serde::Deserialize;
 
 use crate::guest::{self, Echo};
-use crate::{kmod, setup};
+use crate::{kmod, setup, test};
 
 /// The variant every ratio is taken against.
 const BASELINE: &str = "system heap";
@@ -30,6 +30,8 @@ struct Sample {
     nanos: Vec<u64>,
     /// Bytes each run moves, for workloads measured as throughput.
     bytes: Option<u64>,
+    /// Operations each run makes, for workloads measured as a rate.
+    ops: Option<u64>,
 }
 
 /// One workload's median times in milliseconds, per variant.
@@ -37,15 +39,20 @@ struct Workload {
     name: String,
     /// Bytes each run moves, if the workload is measured as throughput.
     bytes: Option<u64>,
+    /// Operations each run makes, if the workload is measured as a rate.
+    ops: Option<u64>,
     medians: BTreeMap<String, f64>,
 }
 
 impl Workload {
-    /// A median as text: milliseconds, and MB/s for throughput workloads.
+    /// A median as text: milliseconds, and MB/s or operations per second where they apply.
     fn median_text(&self, ms: f64) -> String {
-        match self.bytes {
-            Some(bytes) => format!("{ms:.2} ms ({:.0} MB/s)", bytes as f64 / 1e6 / (ms / 1e3)),
-            None => format!("{ms:.2} ms"),
+        match (self.bytes, self.ops) {
+            (Some(bytes), _) => {
+                format!("{ms:.2} ms ({:.0} MB/s)", bytes as f64 / 1e6 / (ms / 1e3))
+            }
+            (None, Some(ops)) => format!("{ms:.2} ms ({:.0}/s)", ops as f64 / (ms / 1e3)),
+            (None, None) => format!("{ms:.2} ms"),
         }
     }
 }
@@ -63,17 +70,23 @@ pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>) -> Result<()> {
     let env = setup::run()?;
     let (rsheap, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let (probe, _) = kmod::build(&env, &kmod::VMAP_PROBE)?;
-    let bench = env.build_release("rsheap-bench")?;
+    let bench = env.build_release("rsheap-bench", "rsheap-bench")?;
+    let rsheapd = env.build_release("rsheap-broker", "rsheapd")?;
     let filter = only
         .map(|only| format!(" --only '{only}'"))
         .unwrap_or_default();
-    // udmabuf refuses buffers over 64 MiB unless its size limit is raised.
+    // udmabuf refuses buffers over 64 MiB unless its size limit is raised. The broker
+    // workloads need the service manager and rsheapd with the shipped configuration.
     let script = format!(
         "insmod {} && insmod {} || exit 1\n\
          echo 4096 > /sys/module/udmabuf/parameters/size_limit_mb\n\
+         {}\
+         $RSHEAPD --config {} 2> rsheapd.log &\n\
          {} --runs {runs}{filter} > bench.jsonl\n",
         rsheap.display(),
         probe.display(),
+        test::binder_script(&env, &rsheapd),
+        env.root.join("service/rsheapd.toml").display(),
         bench.display()
     );
     println!(
@@ -134,6 +147,7 @@ impl Results {
                 None => workloads.push(Workload {
                     name: sample.workload,
                     bytes: sample.bytes,
+                    ops: sample.ops,
                     medians: BTreeMap::from([(sample.variant, median)]),
                 }),
             }

@@ -11,7 +11,7 @@ use crate::{kmod, setup};
 pub fn run() -> Result<()> {
     let env = setup::run()?;
     let (module, _) = kmod::build(&env, &kmod::RSHEAP)?;
-    let ctl = env.build_release("rsheapctl")?;
+    let ctl = env.build_release("rsheapctl", "rsheapctl")?;
     let script = format!(
         "insmod {module} || exit 1\n\
          echo\n\

@@ -51,8 +51,9 @@ const SPLAT_MARKERS: &[&str] = &[
     "UBSAN:",
     "soft lockup",
     "blocked for more than",
-    // binder
+    // binder: buffers freed twice or never sent, and transaction buffer exhaustion
     "BC_FREE_BUFFER",
+    "binder_alloc:",
     // rsheap's own reports of importer misuse
     "rsheap: vunmap of a buffer",
     "rsheap: releasing a buffer",

@@ -67,8 +67,8 @@ impl Env {
         self.root.join("target")
     }
 
-    /// Builds `package`'s binary of the same name in release mode and returns its path.
-    pub fn build_release(&self, package: &str) -> Result<PathBuf> {
+    /// Builds `package` in release mode and returns the path of its binary `binary`.
+    pub fn build_release(&self, package: &str, binary: &str) -> Result<PathBuf> {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&self.root)
             .args(["build", "--release", "--quiet", "--package", package])
@@ -76,7 +76,7 @@ impl Env {
         if !status.success() {
             bail!("building {package} failed");
         }
-        Ok(self.target().join("release").join(package))
+        Ok(self.target().join("release").join(binary))
     }
 }
 

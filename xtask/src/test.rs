@@ -19,6 +19,8 @@ use crate::tally::Tally;
 
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
+/// The suite that needs binder and rsheapd.
+const BROKER_SUITE: &str = "broker";
 /// How long the guest may take for all suites under TCG.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -87,12 +89,12 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
             ),
         }
     }
-    let suites = suite_binaries(&env);
+    let suites = suite_binaries(&env).and_then(|suites| Ok((suites, rsheapd(&env)?)));
     if let Err(err) = &suites {
         tally.record("emulator suites build", false, &format!("{err:#}"));
     }
 
-    if let ([rsheap, probe], Ok(suites)) = (modules.as_slice(), &suites) {
+    if let ([rsheap, probe], Ok((suites, rsheapd))) = (modules.as_slice(), &suites) {
         for boot in &BOOTS {
             let suites: Vec<_> = suites
                 .iter()
@@ -104,7 +106,12 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
             }
             println!("\nemulator: {} (kernel {})", boot.what, env.kernel.release);
             let selftest = boot.selftest && only_suite.is_none();
-            guest_suites(&env, boot, selftest, rsheap, probe, &suites, &mut tally)?;
+            let binaries = GuestBinaries {
+                rsheap,
+                probe,
+                rsheapd,
+            };
+            guest_suites(&env, boot, selftest, &binaries, &suites, &mut tally)?;
         }
     }
 
@@ -170,6 +177,50 @@ fn host_checks(env: &Env, tally: &mut Tally) {
     }
 }
 
+/// Builds rsheapd, which the broker suite starts in the guest, and returns its path.
+fn rsheapd(env: &Env) -> Result<PathBuf> {
+    let status = cargo(env)
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "rsheap-broker",
+            "--bin",
+            "rsheapd",
+        ])
+        .status()
+        .context("build rsheapd")?;
+    if !status.success() {
+        bail!("building rsheapd failed");
+    }
+    Ok(env.target().join("debug/rsheapd"))
+}
+
+/// What the guest runs besides the suites.
+struct GuestBinaries<'a> {
+    rsheap: &'a Path,
+    probe: &'a Path,
+    rsheapd: &'a Path,
+}
+
+/// Guest script lines that start rsbinder's service manager on the guest's binderfs and wait
+/// until it answers, for the broker's suites and benchmarks; `$RSHEAPD` names the broker.
+pub fn binder_script(env: &Env, rsheapd: &Path) -> String {
+    let tools = env.binder_tools.display();
+    let rsheapd = rsheapd.display();
+    [
+        format!("export RSHEAPD={rsheapd}"),
+        format!("{tools}/rsb_hub --insecure-allow-all > rsb_hub.log 2>&1 &"),
+        "tries=0".to_owned(),
+        format!("until {tools}/rsb_service list > /dev/null 2>&1; do"),
+        "    tries=$((tries + 1))".to_owned(),
+        "    [ $tries -gt 300 ] && echo 'rig: rsb_hub did not start' && break".to_owned(),
+        "    sleep 0.1".to_owned(),
+        "done\n".to_owned(),
+    ]
+    .join("\n")
+}
+
 /// Builds the suites' test binaries and returns (name, path) for each.
 fn suite_binaries(env: &Env) -> Result<Vec<(String, PathBuf)>> {
     let out = cargo(env)
@@ -214,18 +265,20 @@ fn guest_suites(
     env: &Env,
     boot: &Boot,
     selftest: bool,
-    rsheap: &Path,
-    probe: &Path,
+    binaries: &GuestBinaries,
     suites: &[(String, PathBuf)],
     tally: &mut Tally,
 ) -> Result<()> {
     let mut script = String::new();
     script += &format!(
         "insmod {} {} > insmod.log 2>&1 && insmod {} >> insmod.log 2>&1; echo $? > insmod.status\n",
-        rsheap.display(),
+        binaries.rsheap.display(),
         boot.module_args,
-        probe.display()
+        binaries.probe.display()
     );
+    if suites.iter().any(|(name, _)| name == BROKER_SUITE) {
+        script += &binder_script(env, binaries.rsheapd);
+    }
     if selftest {
         script += &format!(
             "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",

@@ -4,6 +4,7 @@ import vendor.rsheap.Usage;
 
 /** One buffer to allocate. */
 @VintfStability
+@RustDerive(Clone=true, PartialEq=true)
 parcelable AllocationRequest {
     /** Bytes; the broker rounds up to whole pages. Must be positive. */
     long size;

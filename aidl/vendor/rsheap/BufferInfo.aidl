@@ -4,6 +4,7 @@ import vendor.rsheap.Usage;
 
 /** What the broker knows of one of the caller's buffers. */
 @VintfStability
+@RustDerive(Clone=true, PartialEq=true)
 parcelable BufferInfo {
     /** The caller's handle for the buffer in load, free and list calls. Never reused. */
     long id;

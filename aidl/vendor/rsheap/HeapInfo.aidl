@@ -4,6 +4,7 @@ import vendor.rsheap.Usage;
 
 /** A heap the broker allocates from, with what it holds there for all clients. */
 @VintfStability
+@RustDerive(Clone=true, PartialEq=true)
 parcelable HeapInfo {
     /** The name under /dev/dma_heap. */
     String name;

@@ -31,8 +31,7 @@ interface IHeapBroker {
     const int ERROR_NOT_FOUND = 4;
     /** Reading the file failed. */
     const int ERROR_IO = 5;
-    /** The device does not offer this: an unknown heap, or a load into a buffer of a heap
-        without direct I/O. */
+    /** The device does not offer this: a heap it does not have, or none of a usage's heaps. */
     const int ERROR_UNSUPPORTED = 6;
     /** Too many loads are queued or waiting; try again, or load asynchronously. */
     const int ERROR_BUSY = 7;

@@ -207,7 +207,7 @@ impl Bench {
 
 /// Lets rsheap's pool worker finish with buffers freed by earlier runs, so it does not compete
 /// for the CPU, and drops the page cache, so every run reads from the disk.
-fn cold() {
+pub fn cold() {
     wait_for_pool_worker();
     drop_caches();
 }

@@ -6,8 +6,10 @@
 //! dma-bufs), and, where one exists, the raw limit. Each sample is one timed run; the host
 //! takes medians and ratios. Output: one JSON object per line.
 //!
-//! The file workloads ([`file_load`]) compare the ways of filling dma-bufs from a file instead.
+//! The file workloads ([`file_load`]) compare the ways of filling dma-bufs from a file instead,
+//! and the [`broker`] workloads what going through rsheapd costs against doing it directly.
 
+mod broker;
 mod file_load;
 mod udmabuf;
 
@@ -53,6 +55,9 @@ struct Sample<'a> {
     /// Bytes each run moves, for workloads measured as throughput.
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<u64>,
+    /// Operations each run makes, for workloads measured as a rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ops: Option<u64>,
 }
 
 /// Writes samples to standard output, one JSON object per line, and progress to the console.
@@ -63,7 +68,7 @@ struct Report<W: Write> {
 impl<W: Write> Report<W> {
     /// Samples of a workload measured by time.
     fn times(&mut self, workload: &str, variant: &str, samples: Vec<Duration>) -> Result<()> {
-        self.write(workload, variant, samples, None)
+        self.write(workload, variant, samples, None, None)
     }
 
     /// Samples of a workload that moves `bytes` per run, reported as throughput too.
@@ -74,7 +79,18 @@ impl<W: Write> Report<W> {
         samples: Vec<Duration>,
         bytes: u64,
     ) -> Result<()> {
-        self.write(workload, variant, samples, Some(bytes))
+        self.write(workload, variant, samples, Some(bytes), None)
+    }
+
+    /// Samples of a workload that makes `ops` operations per run, reported as a rate too.
+    fn rate(
+        &mut self,
+        workload: &str,
+        variant: &str,
+        samples: Vec<Duration>,
+        ops: u64,
+    ) -> Result<()> {
+        self.write(workload, variant, samples, None, Some(ops))
     }
 
     fn write(
@@ -83,6 +99,7 @@ impl<W: Write> Report<W> {
         variant: &str,
         samples: Vec<Duration>,
         bytes: Option<u64>,
+        ops: Option<u64>,
     ) -> Result<()> {
         let nanos = samples.iter().map(|d| d.as_nanos() as u64).collect();
         let sample = Sample {
@@ -90,6 +107,7 @@ impl<W: Write> Report<W> {
             variant,
             nanos,
             bytes,
+            ops,
         };
         serde_json::to_writer(&mut self.out, &sample)?;
         writeln!(self.out)?;
@@ -250,6 +268,7 @@ fn main() -> Result<()> {
         }
     }
     file_workloads(&args, &mut report)?;
+    broker::workloads(&args, &mut report)?;
     Ok(())
 }
 

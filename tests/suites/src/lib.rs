@@ -6,6 +6,8 @@
 //! `rsheap` API would refuse to pass it on, the debugfs files of rsheap.ko and the test-only
 //! vmap probe, and files of known content on the rig's scratch file system.
 
+pub mod broker;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -63,6 +65,22 @@ pub fn total_ram() -> u64 {
 pub fn pattern_byte(seed: u8, offset: usize) -> u8 {
     let page = offset >> 12;
     (offset as u8) ^ (page as u8).rotate_left(3) ^ seed
+}
+
+/// Writes [`pattern_byte`]s over the whole buffer through a mapping and reads them back.
+pub fn fill_and_check(buffer: &rsheap::Buffer, seed: u8) {
+    use rsheap::SyncDirection;
+    let mut mapping = buffer.map().expect("map");
+    {
+        let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
+        for (i, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
+            *byte = pattern_byte(seed, i);
+        }
+    }
+    let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
+    for (i, byte) in mapping.as_slice().iter().enumerate() {
+        assert_eq!(*byte, pattern_byte(seed, i), "byte {i}");
+    }
 }
 
 /// The page size.

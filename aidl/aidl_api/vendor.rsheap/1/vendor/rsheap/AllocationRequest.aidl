@@ -21,6 +21,7 @@ package vendor.rsheap;
 import vendor.rsheap.Usage;
 
 @VintfStability
+@RustDerive(Clone=true, PartialEq=true)
 parcelable AllocationRequest {
     long size;
     Usage usage = Usage.SCRATCH;

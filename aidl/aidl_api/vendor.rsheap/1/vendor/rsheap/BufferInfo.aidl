@@ -21,6 +21,7 @@ package vendor.rsheap;
 import vendor.rsheap.Usage;
 
 @VintfStability
+@RustDerive(Clone=true, PartialEq=true)
 parcelable BufferInfo {
     long id;
     long size;

@@ -1,0 +1,203 @@
+//! What going through rsheapd costs: allocations through the broker against the heap ioctl a
+//! client could make itself, the allocation rate of one and of eight clients, and a file load
+//! through the broker against a direct LOAD. `cargo xtask bench` starts rsheapd (release
+//! build, the shipped configuration) before these run.
+//!
+//! The direct variants do what a HAL without the broker would: allocate from the heap node and
+//! name the buffer (`DMA_BUF_SET_NAME`), then close it. The broker does both for its client
+//! and also accounts the buffer, so the difference is the binder round trips and the
+//! bookkeeping.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rsbinder::{ParcelFileDescriptor, SIBinder, Strong};
+use rsheap::{FileIo, Heap, IoPath, Span};
+use rsheap_suites::broker::{request, token, wait_for_broker};
+use rsheap_suites::{scratch_path, wait_for_pool_worker, write_random_file};
+use vendor_rsheap::aidl::vendor::rsheap::{
+    FileSegment::FileSegment, IHeapBroker::IHeapBroker, Usage::Usage,
+};
+
+use crate::file_load::{cold, FILE_LEN};
+use crate::{Report, MIB};
+
+/// Allocate, name and free one 8 MiB buffer, 50 times per run.
+pub const ALLOC_FREE: &str = "alloc+name+free 8 MiB x 50, warm pool";
+/// 1 MiB allocations (each freed), 400 per run, by one client.
+pub const RATE_ONE: &str = "1 MiB allocations x 400, 1 client";
+/// The same, 50 by each of 8 clients at once.
+pub const RATE_EIGHT: &str = "1 MiB allocations x 400, 8 clients";
+/// A 1 GiB file into a 1 GiB buffer, cold cache.
+pub const LOAD: &str = "load a 1 GiB file into a buffer, cold cache";
+
+const DIRECT: &str = "limit: direct heap ioctl";
+const BROKER: &str = "rsheapd broker";
+const SYSTEM: &str = "system heap";
+
+/// Who makes the buffers.
+#[derive(Clone, Copy)]
+enum Maker<'a> {
+    Direct(&'a Heap),
+    Broker(&'a Strong<dyn IHeapBroker>),
+}
+
+impl Maker<'_> {
+    /// Allocates and names a `len`-byte buffer and frees it, `count` times; `client` is the
+    /// broker client's token.
+    fn churn(self, client: &SIBinder, len: usize, count: usize) -> Result<()> {
+        for index in 0..count {
+            match self {
+                Self::Direct(heap) => {
+                    let buffer = heap.allocate(len)?;
+                    buffer.set_name(&format!("scratch-{}-{index}", std::process::id()))?;
+                }
+                Self::Broker(broker) => {
+                    let made = broker
+                        .allocate(client, &request(len as i64, Usage::SCRATCH))
+                        .map_err(|status| anyhow::anyhow!("allocate: {status:?}"))?;
+                    drop(made.fd);
+                    broker
+                        .free(client, made.info.id)
+                        .map_err(|status| anyhow::anyhow!("free: {status:?}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Times `count` allocations of `len` bytes spread over `clients` threads, each a client of
+/// its own, after an untimed run that warms the pool.
+fn timed_churn(maker: Maker, clients: usize, len: usize, count: usize) -> Result<Duration> {
+    let tokens: Vec<SIBinder> = (0..clients).map(|_| token()).collect();
+    maker.churn(&tokens[0], len, count / clients)?;
+    wait_for_pool_worker();
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = tokens
+            .iter()
+            .map(|client| scope.spawn(move || maker.churn(client, len, count / clients)))
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|worker| worker.join().expect("a churn thread"))
+    })?;
+    Ok(start.elapsed())
+}
+
+/// Runs the broker workloads the arguments ask for.
+pub fn workloads(args: &crate::Args, report: &mut Report<impl std::io::Write>) -> Result<()> {
+    if ![ALLOC_FREE, RATE_ONE, RATE_EIGHT, LOAD]
+        .iter()
+        .any(|name| args.wants(name))
+    {
+        return Ok(());
+    }
+    let broker = wait_for_broker();
+    let rsheap = Heap::open("rsheap")?;
+    let system = Heap::open("system")?;
+    let runs = args.runs;
+
+    if args.wants(ALLOC_FREE) {
+        for (variant, maker) in [
+            (DIRECT, Maker::Direct(&rsheap)),
+            (BROKER, Maker::Broker(&broker)),
+            (SYSTEM, Maker::Direct(&system)),
+        ] {
+            let samples = (0..runs)
+                .map(|_| timed_churn(maker, 1, 8 * MIB, 50))
+                .collect::<Result<_>>()?;
+            report.times(ALLOC_FREE, variant, samples)?;
+        }
+    }
+    for (workload, clients) in [(RATE_ONE, 1), (RATE_EIGHT, 8)] {
+        if !args.wants(workload) {
+            continue;
+        }
+        for (variant, maker) in [
+            (DIRECT, Maker::Direct(&rsheap)),
+            (BROKER, Maker::Broker(&broker)),
+        ] {
+            let samples = (0..runs)
+                .map(|_| timed_churn(maker, clients, MIB, 400))
+                .collect::<Result<_>>()?;
+            report.rate(workload, variant, samples, 400)?;
+        }
+    }
+    if args.wants(LOAD) {
+        let load = FileLoad::new(&broker)?;
+        let mut direct = Vec::with_capacity(runs);
+        let mut brokered = Vec::with_capacity(runs);
+        // Alternating, so drift in the emulator's speed affects both alike.
+        for _ in 0..runs {
+            direct.push(load.direct(&rsheap)?);
+            brokered.push(load.brokered()?);
+        }
+        let bytes = FILE_LEN as u64;
+        report.throughput(LOAD, "limit: direct LOAD", direct, bytes)?;
+        report.throughput(LOAD, BROKER, brokered, bytes)?;
+        std::fs::remove_file(&load.path)?;
+    }
+    Ok(())
+}
+
+/// A 1 GiB file of random content on the scratch disk.
+struct FileLoad<'a> {
+    broker: &'a Strong<dyn IHeapBroker>,
+    path: std::path::PathBuf,
+}
+
+impl<'a> FileLoad<'a> {
+    fn new(broker: &'a Strong<dyn IHeapBroker>) -> Result<Self> {
+        let path = scratch_path("bench-broker-1gib.bin");
+        write_random_file(&path, FILE_LEN as u64, 0xb0c4);
+        Ok(Self { broker, path })
+    }
+
+    fn file(&self) -> Result<File> {
+        File::open(&self.path).with_context(|| format!("open {}", self.path.display()))
+    }
+
+    /// LOAD by the client itself into a buffer of its own.
+    fn direct(&self, heap: &Heap) -> Result<Duration> {
+        let buffer = heap.allocate(FILE_LEN)?;
+        let io = FileIo::open()?;
+        let file = self.file()?;
+        cold();
+        let start = Instant::now();
+        let moved = io.load(&file, &buffer, Span::start(FILE_LEN as u64), IoPath::Auto)?;
+        let took = start.elapsed();
+        anyhow::ensure!(moved.bytes == FILE_LEN as u64, "a short load");
+        Ok(took)
+    }
+
+    /// `loadFile` through the broker into a buffer it allocated.
+    fn brokered(&self) -> Result<Duration> {
+        let client = token();
+        let made = self
+            .broker
+            .allocate(&client, &request(FILE_LEN as i64, Usage::MODEL_WEIGHTS))
+            .map_err(|status| anyhow::anyhow!("allocate: {status:?}"))?;
+        let segment = FileSegment {
+            file: Some(ParcelFileDescriptor::new(OwnedFd::from(self.file()?))),
+            fileOffset: 0,
+            length: -1,
+            bufferOffset: 0,
+        };
+        cold();
+        let start = Instant::now();
+        let loaded = self
+            .broker
+            .loadFile(&client, made.info.id, &segment)
+            .map_err(|status| anyhow::anyhow!("load: {status:?}"))?;
+        let took = start.elapsed();
+        anyhow::ensure!(loaded == FILE_LEN as i64, "a short load");
+        self.broker
+            .free(&client, made.info.id)
+            .map_err(|status| anyhow::anyhow!("free: {status:?}"))?;
+        Ok(took)
+    }
+}
