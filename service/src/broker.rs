@@ -32,6 +32,8 @@ pub type ClientId = u64;
 const DMA_BUF_NAME_MAX: usize = 31;
 /// The longest debug name a request may give.
 pub const DEBUG_NAME_MAX: usize = 63;
+/// Requests from this size on are checked against the memory available.
+const LARGE: u64 = 64 << 20;
 /// Most requests in one batch (the AIDL `MAX_BATCH`).
 pub const MAX_BATCH: usize = 64;
 
@@ -404,7 +406,10 @@ impl Broker {
                 .filter_map(|name| self.heaps.index(name))
                 .collect(),
         };
-        if let Some(available) = available_memory() {
+        // A heap may take memory until the OOM killer stops it (the in-tree system heap
+        // does), which could take the broker with it: large requests are held against what
+        // the kernel says is available.
+        if let Some(available) = (size >= LARGE).then(available_memory).flatten() {
             if size > available {
                 return Err(BrokerError::new(
                     ErrorKind::NoMemory,

@@ -47,7 +47,8 @@ enum Command {
         /// Timed runs per workload and variant; medians are reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// Only workloads whose name contains this (and leave README.md alone).
+        /// Only workloads whose name contains this, or one of its `|`-separated parts (and
+        /// leave README.md alone).
         #[arg(long)]
         only: Option<String>,
         /// Report earlier results (a `bench.jsonl` from the guest) instead of running.

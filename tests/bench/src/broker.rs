@@ -24,6 +24,8 @@ use vendor_rsheap::aidl::vendor::rsheap::{
 use crate::file_load::{cold, FILE_LEN};
 use crate::{Report, MIB};
 
+/// The floor of every broker call: a call that touches no buffer (`getHeaps`), 400 per run.
+pub const ROUND_TRIP: &str = "binder round trip (getHeaps) x 400";
 /// Allocate, name and free one 8 MiB buffer, 50 times per run.
 pub const ALLOC_FREE: &str = "alloc+name+free 8 MiB x 50, warm pool";
 /// 1 MiB allocations (each freed), 400 per run, by one client.
@@ -35,19 +37,40 @@ pub const LOAD: &str = "load a 1 GiB file into a buffer, cold cache";
 
 const DIRECT: &str = "limit: direct heap ioctl";
 const BROKER: &str = "rsheapd broker";
+const IN_PROCESS: &str = "rsheapd logic, in process (no binder)";
 const SYSTEM: &str = "system heap";
+
+/// A client of the broker: its token over binder, its id in process.
+struct Client {
+    token: SIBinder,
+    local: rsheap_broker::broker::ClientId,
+}
 
 /// Who makes the buffers.
 #[derive(Clone, Copy)]
 enum Maker<'a> {
+    /// The client itself, from the heap node.
     Direct(&'a Heap),
+    /// rsheapd, over binder.
     Broker(&'a Strong<dyn IHeapBroker>),
+    /// rsheapd's logic called in this process: the broker's own work without binder.
+    InProcess(&'a rsheap_broker::Broker),
 }
 
 impl Maker<'_> {
-    /// Allocates and names a `len`-byte buffer and frees it, `count` times; `client` is the
-    /// broker client's token.
-    fn churn(self, client: &SIBinder, len: usize, count: usize) -> Result<()> {
+    /// A new client of this maker.
+    fn client(self) -> Client {
+        Client {
+            token: token(),
+            local: match self {
+                Self::InProcess(broker) => broker.add_client(0, std::process::id() as i32),
+                Self::Direct(_) | Self::Broker(_) => 0,
+            },
+        }
+    }
+
+    /// Allocates and names a `len`-byte buffer and frees it, `count` times, for `client`.
+    fn churn(self, client: &Client, len: usize, count: usize) -> Result<()> {
         for index in 0..count {
             match self {
                 Self::Direct(heap) => {
@@ -56,12 +79,17 @@ impl Maker<'_> {
                 }
                 Self::Broker(broker) => {
                     let made = broker
-                        .allocate(client, &request(len as i64, Usage::SCRATCH))
+                        .allocate(&client.token, &request(len as i64, Usage::SCRATCH))
                         .map_err(|status| anyhow::anyhow!("allocate: {status:?}"))?;
                     drop(made.fd);
                     broker
-                        .free(client, made.info.id)
+                        .free(&client.token, made.info.id)
                         .map_err(|status| anyhow::anyhow!("free: {status:?}"))?;
+                }
+                Self::InProcess(broker) => {
+                    let made = broker.allocate(client.local, &in_process_request(len))?;
+                    drop(made.fd);
+                    broker.free(client.local, made.desc.id)?;
                 }
             }
         }
@@ -69,10 +97,20 @@ impl Maker<'_> {
     }
 }
 
+fn in_process_request(len: usize) -> rsheap_broker::broker::AllocationSpec {
+    rsheap_broker::broker::AllocationSpec {
+        size: len as i64,
+        usage: rsheap_broker::usage::BufferUsage::Scratch,
+        heap: None,
+        cached: true,
+        debug_name: None,
+    }
+}
+
 /// Times `count` allocations of `len` bytes spread over `clients` threads, each a client of
 /// its own, after an untimed run that warms the pool.
 fn timed_churn(maker: Maker, clients: usize, len: usize, count: usize) -> Result<Duration> {
-    let tokens: Vec<SIBinder> = (0..clients).map(|_| token()).collect();
+    let tokens: Vec<Client> = (0..clients).map(|_| maker.client()).collect();
     maker.churn(&tokens[0], len, count / clients)?;
     wait_for_pool_worker();
     let start = Instant::now();
@@ -90,20 +128,37 @@ fn timed_churn(maker: Maker, clients: usize, len: usize, count: usize) -> Result
 
 /// Runs the broker workloads the arguments ask for.
 pub fn workloads(args: &crate::Args, report: &mut Report<impl std::io::Write>) -> Result<()> {
-    if ![ALLOC_FREE, RATE_ONE, RATE_EIGHT, LOAD]
+    if ![ROUND_TRIP, ALLOC_FREE, RATE_ONE, RATE_EIGHT, LOAD]
         .iter()
         .any(|name| args.wants(name))
     {
         return Ok(());
     }
     let broker = wait_for_broker();
+    let config = rsheap_broker::Config::parse(rsheap_suites::broker::SHIPPED_CONFIG)?;
+    let in_process = rsheap_broker::Broker::new(config)?;
     let rsheap = Heap::open("rsheap")?;
     let system = Heap::open("system")?;
     let runs = args.runs;
 
+    if args.wants(ROUND_TRIP) {
+        let samples = (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..400 {
+                    broker
+                        .getHeaps()
+                        .map_err(|status| anyhow::anyhow!("getHeaps: {status:?}"))?;
+                }
+                Ok(start.elapsed())
+            })
+            .collect::<Result<_>>()?;
+        report.rate(ROUND_TRIP, BROKER, samples, 400)?;
+    }
     if args.wants(ALLOC_FREE) {
         for (variant, maker) in [
             (DIRECT, Maker::Direct(&rsheap)),
+            (IN_PROCESS, Maker::InProcess(&in_process)),
             (BROKER, Maker::Broker(&broker)),
             (SYSTEM, Maker::Direct(&system)),
         ] {
@@ -119,6 +174,7 @@ pub fn workloads(args: &crate::Args, report: &mut Report<impl std::io::Write>) -
         }
         for (variant, maker) in [
             (DIRECT, Maker::Direct(&rsheap)),
+            (IN_PROCESS, Maker::InProcess(&in_process)),
             (BROKER, Maker::Broker(&broker)),
         ] {
             let samples = (0..runs)

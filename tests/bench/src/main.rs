@@ -34,7 +34,7 @@ struct Args {
     /// Timed runs per workload and variant.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Only workloads whose name contains this.
+    /// Only workloads whose name contains this, or one of its `|`-separated parts.
     #[arg(long)]
     only: Option<String>,
 }
@@ -42,7 +42,9 @@ struct Args {
 impl Args {
     /// Whether the workload `name` is to run.
     fn wants(&self, name: &str) -> bool {
-        self.only.as_deref().is_none_or(|only| name.contains(only))
+        self.only
+            .as_deref()
+            .is_none_or(|only| only.split('|').any(|part| name.contains(part)))
     }
 }
 

@@ -197,6 +197,30 @@ fn allocates_names_maps_lists_and_frees_buffers() {
 }
 
 #[test]
+fn usages_fall_back_to_the_next_heap_present() {
+    let (_daemon, broker) = Daemon::start(&config(&[(
+        "[usage.scratch]\ncached = [\"rsheap\", \"system\"]",
+        "[usage.scratch]\ncached = [\"npu-carveout\", \"system\", \"rsheap\"]",
+    )]));
+    let client = token();
+    let made = broker
+        .allocate(&client, &request(MIB, Usage::SCRATCH))
+        .expect("allocate");
+    assert_eq!(made.info.heap, "system", "the first heap present");
+    let names: Vec<String> = broker
+        .getHeaps()
+        .expect("heaps")
+        .into_iter()
+        .map(|heap| heap.name)
+        .collect();
+    assert!(
+        !names.iter().any(|name| name == "npu-carveout"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|name| name == "system"), "{names:?}");
+}
+
+#[test]
 fn batches_are_all_or_nothing() {
     let (_daemon, broker) = Daemon::start(&config(&[(
         "# Per-uid overrides",
