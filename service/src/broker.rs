@@ -336,11 +336,8 @@ impl Broker {
         let mut state = lock(&self.state);
         let Some(owner) = state.clients.get_mut(&client) else {
             // The client died while its buffers were being made.
-            state.unreserve(uid, total, count);
             drop(state);
-            for (_, heap, buffer) in &made {
-                self.heaps.release(*heap, buffer.len() as u64);
-            }
+            self.undo(uid, total, count, &made);
             return Err(BrokerError::invalid("the client is gone"));
         };
         for ((id, desc, heap), (_, _, buffer)) in records.into_iter().zip(made) {
