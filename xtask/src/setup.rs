@@ -1,5 +1,6 @@
-//! Installs what the project needs on a fresh machine: Debian packages, `bindgen-cli`, and the
-//! test kernel (see [`crate::kernel`]).
+//! Installs what the project needs on a fresh machine: Debian packages, `bindgen-cli`,
+//! rsbinder's tools (the `rsb_hub` service manager the guest runs), and the test kernel (see
+//! [`crate::kernel`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
