@@ -187,7 +187,7 @@ impl Broker {
             heaps,
             loader,
             state: Mutex::new(State::default()),
-            next_buffer: AtomicI64::new(1),
+            next_buffer: AtomicI64::new(first_buffer_id()),
             next_client: AtomicU64::new(1),
             page_size,
         })
@@ -626,6 +626,17 @@ struct Plan {
     heaps: Vec<usize>,
 }
 
+/// The first buffer id of this broker: the milliseconds since the epoch (modulo about 115
+/// days) times 10 000, 15 digits at most. A restarted broker starts past the ids of the one
+/// before, so an id a client kept from before the restart is not found instead of naming one
+/// of its new buffers.
+fn first_buffer_id() -> i64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    (millis % 10_000_000_000) as i64 * 10_000 + 1
+}
+
 /// `<usage>-<pid>-<id>`, cut to the kernel's limit.
 fn buffer_name(usage: BufferUsage, pid: i32, id: i64) -> String {
     let mut name = format!("{}-{pid}-{id}", usage.name_tag());
@@ -668,10 +679,13 @@ mod tests {
         );
         let longest = buffer_name(BufferUsage::Scratch, 4_194_304, i64::MAX);
         assert_eq!(longest.len(), DMA_BUF_NAME_MAX);
+        // Ids stay below 10^15, and whole in every name.
+        let id = first_buffer_id() + 1_000_000;
+        assert!(id < 1_000_000_000_000_000);
         for usage in BufferUsage::ALL {
-            let name = buffer_name(usage, 4_194_304, 99_999_999_999_999);
+            let name = buffer_name(usage, 4_194_304, 999_999_999_999_999);
             assert!(name.len() <= DMA_BUF_NAME_MAX, "{name}");
-            assert!(name.ends_with("-99999999999999"), "{name}");
+            assert!(name.ends_with("-999999999999999"), "{name}");
         }
     }
 

@@ -43,7 +43,7 @@ impl BufferUsage {
     }
 
     /// The first part of the dma-buf name of the usage's buffers: short, so that
-    /// `<tag>-<pid>-<id>` fits the kernel's 31 bytes for any pid and a 14-digit id.
+    /// `<tag>-<pid>-<id>` fits the kernel's 31 bytes for any pid and a 15-digit id.
     pub fn name_tag(self) -> &'static str {
         match self {
             Self::CameraFrame => "camera",

@@ -19,8 +19,8 @@ use crate::tally::Tally;
 
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
-/// The suite that needs binder and rsheapd.
-const BROKER_SUITE: &str = "broker";
+/// The suites that need binder and rsheapd.
+const BROKER_SUITES: [&str; 2] = ["broker", "sdk_broker"];
 /// How long the guest may take for all suites under TCG.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -276,7 +276,10 @@ fn guest_suites(
         boot.module_args,
         binaries.probe.display()
     );
-    if suites.iter().any(|(name, _)| name == BROKER_SUITE) {
+    if suites
+        .iter()
+        .any(|(name, _)| BROKER_SUITES.contains(&name.as_str()))
+    {
         script += &binder_script(env, binaries.rsheapd);
     }
     if selftest {

@@ -2,6 +2,8 @@
 
 use nix::errno::Errno;
 
+use crate::BrokerErrorCode;
+
 /// An rsheap client error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,6 +18,17 @@ pub enum Error {
     /// An argument was rejected before reaching the kernel.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The broker refused or failed a request.
+    #[error("{message} ({code:?})")]
+    Broker {
+        /// What kind of failure, from the broker's error codes.
+        code: BrokerErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
+    /// The broker cannot be reached: not running, not registered, or binder failed.
+    #[error("broker unreachable: {0}")]
+    Unreachable(String),
 }
 
 impl Error {
@@ -26,11 +39,24 @@ impl Error {
         }
     }
 
-    /// The kernel's error number, for errors that came from a system call.
+    /// The broker's error for a failed binder call.
+    pub(crate) fn from_status(status: rsbinder::Status) -> Self {
+        match status.service_specific_error() {
+            0 => Self::Unreachable(format!("{status:?}")),
+            code => Self::Broker {
+                code: BrokerErrorCode::from_code(code),
+                message: status.message().unwrap_or_default().to_owned(),
+            },
+        }
+    }
+
+    /// The error number behind the error: the kernel's for system calls, the one matching
+    /// the broker's code for broker errors.
     pub fn errno(&self) -> Option<Errno> {
         match self {
             Self::Os { errno, .. } => Some(*errno),
-            Self::InvalidArgument(_) => None,
+            Self::Broker { code, .. } => Some(code.errno()),
+            Self::InvalidArgument(_) | Self::Unreachable(_) => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Client library for rsheap, the dma-buf heap stack for camera and NPU pipelines.
 //!
-//! [`Heap`] allocates dma-bufs straight from a `/dev/dma_heap` node (rsheap's own heaps or any
+//! [`Broker`] gets buffers from rsheapd, the broker, which picks the heap for a usage, names
+//! and accounts them, and loads files into them. [`Heap`] allocates dma-bufs straight from a `/dev/dma_heap` node (rsheap's own heaps or any
 //! other, such as the in-tree `system` heap). A [`Buffer`] owns the dma-buf file descriptor;
 //! [`Buffer::map`] gives a [`Mapping`] with slice views of its memory, and
 //! [`Buffer::cpu_access`] brackets CPU access with the dma-buf sync ioctl, as the dma-buf
@@ -20,12 +21,17 @@
 //! # Ok::<(), rsheap::Error>(())
 //! ```
 
+mod broker;
 mod buffer;
 mod error;
 mod file_io;
 mod heap;
 pub mod uapi;
 
+pub use broker::{
+    AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, HeapInfo, Usage,
+    CONNECT_TIMEOUT,
+};
 pub use buffer::{Buffer, CpuAccess, Mapping, SyncDirection};
 pub use error::{Error, Result};
 pub use file_io::{FileIo, IoPath, Span, Transferred, CONTROL_DEVICE};

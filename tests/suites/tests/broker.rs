@@ -784,7 +784,7 @@ fn a_client_killed_mid_load_gives_back_all_its_memory() {
 fn clients_see_a_dead_broker_and_reconnect_to_its_restart() {
     let (mut daemon, broker) = Daemon::start(SHIPPED_CONFIG);
     let client = token();
-    broker
+    let old = broker
         .allocate(&client, &request(MIB, Usage::SCRATCH))
         .expect("allocate");
     daemon.kill();
@@ -804,6 +804,15 @@ fn clients_see_a_dead_broker_and_reconnect_to_its_restart() {
         broker.listBuffers(&client).expect("list").len(),
         1,
         "a fresh start"
+    );
+    assert_ne!(
+        made.info.id, old.info.id,
+        "ids do not repeat across restarts"
+    );
+    assert_eq!(
+        code(broker.free(&client, old.info.id)),
+        NOT_FOUND,
+        "the old id"
     );
 }
 

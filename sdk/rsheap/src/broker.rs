@@ -1,0 +1,316 @@
+//! Buffers from rsheapd, the broker, instead of from the heap nodes.
+//!
+//! HALs and apps that may not open vendor heaps themselves ask the broker: it picks the heap
+//! for a usage, names and accounts the buffer, loads files into it, and frees what the client
+//! held when the client dies. [`Broker`] is one such client: it creates the token binder the
+//! broker knows it by, and when the broker has died and restarted it reconnects and retries the
+//! call once (buffers of the old broker are gone by then, so their ids are not found).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use rsbinder::{
+    hub, BinderResult, ParcelFileDescriptor, ProcessState, SIBinder, StatusCode, Strong,
+};
+use vendor_rsheap::aidl::vendor::rsheap::{
+    AllocationRequest::AllocationRequest, FileSegment::FileSegment, IHeapBroker,
+    IHeapBroker::IHeapBroker as Service,
+};
+pub use vendor_rsheap::aidl::vendor::rsheap::{
+    BufferInfo::BufferInfo, HeapInfo::HeapInfo, Usage::Usage,
+};
+use vendor_rsheap::{ClientToken, BROKER_INSTANCE};
+
+use crate::{Buffer, Error, Result, Span};
+
+/// How long [`Broker::connect`] and a reconnection wait for the broker to be registered.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the broker said went wrong, from the AIDL `ERROR_` codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerErrorCode {
+    /// A size, offset, name, file or heap is not acceptable.
+    InvalidArgument,
+    /// No heap had the memory.
+    NoMemory,
+    /// The caller's uid would exceed its quota.
+    QuotaExceeded,
+    /// The client has no buffer with this id.
+    NotFound,
+    /// Reading the file failed.
+    Io,
+    /// The device does not offer what was asked for.
+    Unsupported,
+    /// Too many loads are queued or waiting.
+    Busy,
+    /// A code this client does not know (a newer broker).
+    Other(i32),
+}
+
+impl BrokerErrorCode {
+    pub(crate) fn from_code(code: i32) -> Self {
+        match code {
+            IHeapBroker::ERROR_INVALID_ARGUMENT => Self::InvalidArgument,
+            IHeapBroker::ERROR_NO_MEMORY => Self::NoMemory,
+            IHeapBroker::ERROR_QUOTA_EXCEEDED => Self::QuotaExceeded,
+            IHeapBroker::ERROR_NOT_FOUND => Self::NotFound,
+            IHeapBroker::ERROR_IO => Self::Io,
+            IHeapBroker::ERROR_UNSUPPORTED => Self::Unsupported,
+            IHeapBroker::ERROR_BUSY => Self::Busy,
+            other => Self::Other(other),
+        }
+    }
+
+    /// The errno that best describes the code.
+    pub fn errno(self) -> nix::errno::Errno {
+        use nix::errno::Errno;
+        match self {
+            Self::InvalidArgument => Errno::EINVAL,
+            Self::NoMemory => Errno::ENOMEM,
+            Self::QuotaExceeded => Errno::EDQUOT,
+            Self::NotFound => Errno::ENOENT,
+            Self::Io | Self::Other(_) => Errno::EIO,
+            Self::Unsupported => Errno::EOPNOTSUPP,
+            Self::Busy => Errno::EBUSY,
+        }
+    }
+}
+
+/// How to allocate a buffer through the broker.
+#[derive(Clone, Debug)]
+pub struct AllocationOptions {
+    /// What the buffer is for; decides the heap unless `heap` names one.
+    pub usage: Usage,
+    /// Whether CPU access goes through the caches.
+    pub cached: bool,
+    /// A heap of the broker's to use instead of the usage's.
+    pub heap: Option<String>,
+    /// Free text for the broker's listings, up to 63 bytes.
+    pub debug_name: Option<String>,
+}
+
+impl Default for AllocationOptions {
+    fn default() -> Self {
+        Self {
+            usage: Usage::SCRATCH,
+            cached: true,
+            heap: None,
+            debug_name: None,
+        }
+    }
+}
+
+impl AllocationOptions {
+    /// Options for `usage`, cached, on the usage's heap.
+    pub fn usage(usage: Usage) -> Self {
+        Self {
+            usage,
+            ..Self::default()
+        }
+    }
+}
+
+/// A buffer the broker allocated: the dma-buf and what the broker knows of it.
+#[derive(Debug)]
+pub struct BrokerBuffer {
+    buffer: Buffer,
+    info: BufferInfo,
+    /// The [`Broker::generation`] that allocated it.
+    generation: u64,
+}
+
+impl BrokerBuffer {
+    /// The dma-buf: map it, sync it, or hand its fd to a device.
+    pub fn buffer(&self) -> &Buffer {
+        &self.buffer
+    }
+
+    /// The broker's id of the buffer.
+    pub fn id(&self) -> i64 {
+        self.info.id
+    }
+
+    /// Its dma-buf name, `<usage>-<pid>-<id>`.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// The heap it came from.
+    pub fn heap(&self) -> &str {
+        &self.info.heap
+    }
+
+    /// Everything the broker reported.
+    pub fn info(&self) -> &BufferInfo {
+        &self.info
+    }
+
+    /// The dma-buf alone; the broker keeps accounting it until it is freed.
+    pub fn into_buffer(self) -> Buffer {
+        self.buffer
+    }
+}
+
+/// A connection to rsheapd.
+pub struct Broker {
+    /// The broker, and how many times it was reconnected to.
+    service: Mutex<(Strong<dyn Service>, u64)>,
+    token: SIBinder,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// Connects to `vendor.rsheap.IHeapBroker/default`, waiting up to [`CONNECT_TIMEOUT`] for
+    /// it to be registered.
+    pub fn connect() -> Result<Self> {
+        binder_init()?;
+        Ok(Self {
+            service: Mutex::new((lookup()?, 0)),
+            token: ClientToken::new_binder(),
+        })
+    }
+
+    /// Allocates `size` bytes (rounded up to pages).
+    pub fn allocate(&self, size: usize, options: &AllocationOptions) -> Result<BrokerBuffer> {
+        let request = AllocationRequest {
+            size: i64::try_from(size)
+                .map_err(|_| Error::InvalidArgument(format!("size {size} too large")))?,
+            usage: options.usage,
+            heap: options.heap.clone(),
+            cached: options.cached,
+            debugName: options.debug_name.clone(),
+        };
+        let (made, generation) = self.call(|service| service.allocate(&self.token, &request))?;
+        let fd: OwnedFd = made
+            .fd
+            .ok_or_else(|| Error::InvalidArgument("the broker sent no buffer".into()))?
+            .into();
+        Ok(BrokerBuffer {
+            buffer: Buffer::from_fd(fd)?,
+            info: made.info,
+            generation,
+        })
+    }
+
+    /// Loads `span` of `file` into `buffer` (by direct I/O where the file allows) and returns
+    /// the bytes loaded: fewer than `span.len` if the file ends first.
+    pub fn load_file(&self, buffer: &BrokerBuffer, file: &impl AsFd, span: Span) -> Result<u64> {
+        self.check_generation(buffer)?;
+        let to_i64 = |value: u64, what: &str| {
+            i64::try_from(value).map_err(|_| Error::InvalidArgument(format!("{what} too large")))
+        };
+        let file = file
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|err| Error::InvalidArgument(format!("duplicate the file: {err}")))?;
+        let segment = FileSegment {
+            file: Some(ParcelFileDescriptor::new(file)),
+            fileOffset: to_i64(span.file_offset, "file offset")?,
+            length: to_i64(span.len, "length")?,
+            bufferOffset: to_i64(span.buffer_offset, "buffer offset")?,
+        };
+        let (loaded, _) =
+            self.call(|service| service.loadFile(&self.token, buffer.id(), &segment))?;
+        Ok(loaded.max(0) as u64)
+    }
+
+    /// Frees `buffer`: the broker stops accounting it, and its memory returns once every
+    /// file descriptor and mapping of it is gone (this one is closed here).
+    pub fn free(&self, buffer: BrokerBuffer) -> Result<()> {
+        self.check_generation(&buffer)?;
+        let id = buffer.id();
+        drop(buffer);
+        self.call(|service| service.free(&self.token, id)).map(drop)
+    }
+
+    /// This client's buffers, oldest first.
+    pub fn buffers(&self) -> Result<Vec<BufferInfo>> {
+        Ok(self.call(|service| service.listBuffers(&self.token))?.0)
+    }
+
+    /// The heaps the broker allocates from, with its accounting.
+    pub fn heaps(&self) -> Result<Vec<HeapInfo>> {
+        Ok(self.call(|service| service.getHeaps())?.0)
+    }
+
+    /// Fails with `NotFound` for a buffer of a broker that has since died: the restarted one
+    /// does not know it (its memory stays usable while the buffer is held).
+    fn check_generation(&self, buffer: &BrokerBuffer) -> Result<()> {
+        if buffer.generation == self.current().1 {
+            return Ok(());
+        }
+        Err(Error::Broker {
+            code: BrokerErrorCode::NotFound,
+            message: format!(
+                "buffer {} belongs to a broker that has since restarted",
+                buffer.id()
+            ),
+        })
+    }
+
+    /// Runs `call` and returns its result with the generation it ran on; if the broker has
+    /// died, reconnects and runs it once more.
+    fn call<T>(&self, call: impl Fn(&dyn Service) -> BinderResult<T>) -> Result<(T, u64)> {
+        let (service, generation) = self.current();
+        match call(&*service) {
+            Err(status) if status.transaction_error() == StatusCode::DeadObject => {
+                let fresh = lookup()?;
+                let (service, generation) = {
+                    let mut current = self.service.lock().unwrap_or_else(PoisonError::into_inner);
+                    // Another thread may have reconnected already.
+                    if current.1 == generation {
+                        *current = (fresh, generation + 1);
+                    }
+                    current.clone()
+                };
+                let value = call(&*service).map_err(Error::from_status)?;
+                Ok((value, generation))
+            }
+            result => Ok((result.map_err(Error::from_status)?, generation)),
+        }
+    }
+
+    fn current(&self) -> (Strong<dyn Service>, u64) {
+        self.service
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Opens this process's binder connection and starts its thread pool (death notices and
+/// callbacks arrive on it), once.
+fn binder_init() -> Result<()> {
+    static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        ProcessState::init_default()
+            .map(|_| ProcessState::start_thread_pool())
+            .map_err(|err| format!("cannot open the binder driver: {err}"))
+    })
+    .clone()
+    .map_err(Error::Unreachable)
+}
+
+/// The registered broker, once it answers, waiting up to [`CONNECT_TIMEOUT`].
+fn lookup() -> Result<Strong<dyn Service>> {
+    let start = Instant::now();
+    loop {
+        if let Ok(service) = hub::check_interface::<dyn Service>(BROKER_INSTANCE) {
+            if service.getHeaps().is_ok() {
+                return Ok(service);
+            }
+        }
+        if start.elapsed() > CONNECT_TIMEOUT {
+            return Err(Error::Unreachable(format!(
+                "{BROKER_INSTANCE} is not registered or does not answer"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
