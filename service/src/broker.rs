@@ -19,7 +19,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::{fstat, SFlag};
 
 use crate::config::Config;
-use crate::error::{BrokerError, ErrorKind, Result};
+use crate::error::{BrokerError, BrokerErrorCode, Result};
 use crate::heaps::{HeapStats, Heaps};
 use crate::loader::{LoadJob, LoadObserver, Loader};
 use crate::sync::lock;
@@ -134,7 +134,7 @@ impl State {
         let held = self.held.entry(uid).or_default();
         if held.bytes + bytes > quota.bytes || held.buffers + count > quota.buffers {
             return Err(BrokerError::new(
-                ErrorKind::QuotaExceeded,
+                BrokerErrorCode::QuotaExceeded,
                 format!(
                     "uid {uid} holds {} in {} buffers of its quota of {} in {}; {} in {count} more would exceed it",
                     mib(held.bytes),
@@ -252,7 +252,7 @@ impl Broker {
         let mut buffers = self.allocate_batch(client, std::slice::from_ref(spec))?;
         buffers
             .pop()
-            .ok_or_else(|| BrokerError::new(ErrorKind::Io, "no buffer allocated"))
+            .ok_or_else(|| BrokerError::new(BrokerErrorCode::Io, "no buffer allocated"))
     }
 
     /// Allocates every buffer of `specs` for `client`, or none.
@@ -385,13 +385,13 @@ impl Broker {
             Some(name) => {
                 let index = self.heaps.index(name).ok_or_else(|| {
                     BrokerError::new(
-                        ErrorKind::Unsupported,
+                        BrokerErrorCode::Unsupported,
                         format!("heap {name:?} is not one the broker offers"),
                     )
                 })?;
                 if !self.heaps.is_present(index) {
                     return Err(BrokerError::new(
-                        ErrorKind::Unsupported,
+                        BrokerErrorCode::Unsupported,
                         format!("heap {name:?} is not present on this device"),
                     ));
                 }
@@ -409,7 +409,7 @@ impl Broker {
         if let Some(available) = (size >= LARGE).then(available_memory).flatten() {
             if size > available {
                 return Err(BrokerError::new(
-                    ErrorKind::NoMemory,
+                    BrokerErrorCode::NoMemory,
                     format!(
                         "size {} exceeds the {} of memory available",
                         mib(size),
@@ -710,31 +710,37 @@ mod tests {
         let broker = broker();
         let client = broker.add_client(1000, 42);
         let kind = |spec: AllocationSpec| broker.allocate(client, &spec).expect_err("refused").kind;
-        assert_eq!(kind(spec(0)), ErrorKind::InvalidArgument);
-        assert_eq!(kind(spec(-1)), ErrorKind::InvalidArgument);
-        assert_eq!(kind(spec(i64::MAX)), ErrorKind::InvalidArgument);
-        assert_eq!(kind(spec((4096 << 20) + 1)), ErrorKind::InvalidArgument);
+        assert_eq!(kind(spec(0)), BrokerErrorCode::InvalidArgument);
+        assert_eq!(kind(spec(-1)), BrokerErrorCode::InvalidArgument);
+        assert_eq!(kind(spec(i64::MAX)), BrokerErrorCode::InvalidArgument);
+        assert_eq!(
+            kind(spec((4096 << 20) + 1)),
+            BrokerErrorCode::InvalidArgument
+        );
         let named = |name: &str| AllocationSpec {
             debug_name: Some(name.to_owned()),
             ..spec(4096)
         };
-        assert_eq!(kind(named(&"x".repeat(64))), ErrorKind::InvalidArgument);
-        assert_eq!(kind(named("tab\there")), ErrorKind::InvalidArgument);
+        assert_eq!(
+            kind(named(&"x".repeat(64))),
+            BrokerErrorCode::InvalidArgument
+        );
+        assert_eq!(kind(named("tab\there")), BrokerErrorCode::InvalidArgument);
         let on = |heap: &str| AllocationSpec {
             heap: Some(heap.to_owned()),
             ..spec(4096)
         };
-        assert_eq!(kind(on("carveout")), ErrorKind::Unsupported);
+        assert_eq!(kind(on("carveout")), BrokerErrorCode::Unsupported);
         // A configured heap this machine lacks, and a usage none of whose heaps exist.
-        assert_eq!(kind(on("rsheap")), ErrorKind::Unsupported);
-        assert_eq!(kind(spec(4096)), ErrorKind::Unsupported);
+        assert_eq!(kind(on("rsheap")), BrokerErrorCode::Unsupported);
+        assert_eq!(kind(spec(4096)), BrokerErrorCode::Unsupported);
         let batch = vec![spec(4096); MAX_BATCH + 1];
         assert_eq!(
             broker
                 .allocate_batch(client, &batch)
                 .expect_err("too many")
                 .kind,
-            ErrorKind::InvalidArgument
+            BrokerErrorCode::InvalidArgument
         );
         let err = broker
             .allocate_batch(client, &[spec(4096), spec(0)])
@@ -750,7 +756,7 @@ mod tests {
         let client = broker.add_client(1000, 42);
         assert_eq!(
             broker.free(client, 1).expect_err("no buffer").kind,
-            ErrorKind::NotFound
+            BrokerErrorCode::NotFound
         );
         let file = std::fs::File::open("/proc/self/exe").expect("a file");
         let segment = SegmentSpec {
@@ -761,12 +767,12 @@ mod tests {
         };
         assert_eq!(
             broker.load(client, 1, segment).expect_err("no buffer").kind,
-            ErrorKind::NotFound
+            BrokerErrorCode::NotFound
         );
         broker.remove_client(client);
         assert_eq!(
             broker.free(client, 1).expect_err("gone").kind,
-            ErrorKind::NotFound
+            BrokerErrorCode::NotFound
         );
     }
 
@@ -781,7 +787,7 @@ mod tests {
         state.reserve(&config, 7, 1 << 20, 1).expect("first MiB");
         state.reserve(&config, 7, 1 << 20, 1).expect("second MiB");
         let err = state.reserve(&config, 7, 4096, 1).expect_err("over quota");
-        assert_eq!(err.kind, ErrorKind::QuotaExceeded);
+        assert_eq!(err.kind, BrokerErrorCode::QuotaExceeded);
         assert!(
             err.message.contains("uid 7 holds 2.0 MiB in 2 buffers"),
             "{}",

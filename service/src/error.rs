@@ -1,32 +1,17 @@
 //! The broker's errors: a code clients can act on, the errno behind it, and a message.
+//!
+//! The codes are the SDK's [`rsheap::BrokerErrorCode`], so broker and clients share one
+//! mapping between the AIDL `ERROR_` codes, their meaning and their errnos.
 
 use nix::errno::Errno;
-
-/// What kind of failure a client sees; each maps to one of the AIDL `ERROR_` codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A size, offset, name, file or heap is not acceptable.
-    InvalidArgument,
-    /// No heap had the memory.
-    NoMemory,
-    /// The uid's quota would be exceeded.
-    QuotaExceeded,
-    /// The client has no buffer with this id (or it was freed during the call).
-    NotFound,
-    /// Reading a file failed.
-    Io,
-    /// The device does not offer what was asked for.
-    Unsupported,
-    /// Too many loads are queued or waiting.
-    Busy,
-}
+pub use rsheap::BrokerErrorCode;
 
 /// A refused or failed request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct BrokerError {
     /// What kind of failure.
-    pub kind: ErrorKind,
+    pub kind: BrokerErrorCode,
     /// The errno that best describes it: the kernel's where one failed.
     pub errno: Errno,
     /// What happened, naming the buffer, heap or value concerned.
@@ -35,32 +20,23 @@ pub struct BrokerError {
 
 impl BrokerError {
     /// An error of `kind` with the errno usual for it.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        let errno = match kind {
-            ErrorKind::InvalidArgument => Errno::EINVAL,
-            ErrorKind::NoMemory => Errno::ENOMEM,
-            ErrorKind::QuotaExceeded => Errno::EDQUOT,
-            ErrorKind::NotFound => Errno::ENOENT,
-            ErrorKind::Io => Errno::EIO,
-            ErrorKind::Unsupported => Errno::EOPNOTSUPP,
-            ErrorKind::Busy => Errno::EBUSY,
-        };
+    pub fn new(kind: BrokerErrorCode, message: impl Into<String>) -> Self {
         Self {
             kind,
-            errno,
+            errno: kind.errno(),
             message: message.into(),
         }
     }
 
     /// A refused argument.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::InvalidArgument, message)
+        Self::new(BrokerErrorCode::InvalidArgument, message)
     }
 
     /// An unknown buffer id.
     pub fn not_found(id: i64) -> Self {
         Self::new(
-            ErrorKind::NotFound,
+            BrokerErrorCode::NotFound,
             format!("no buffer {id} for this client"),
         )
     }
@@ -70,7 +46,7 @@ impl BrokerError {
         Self {
             errno: Errno::ECANCELED,
             ..Self::new(
-                ErrorKind::NotFound,
+                BrokerErrorCode::NotFound,
                 format!("buffer {id} was freed during the load"),
             )
         }
@@ -85,12 +61,12 @@ impl BrokerError {
             | Errno::ESPIPE
             | Errno::EOVERFLOW
             | Errno::EFBIG
-            | Errno::E2BIG => ErrorKind::InvalidArgument,
-            Errno::ENOMEM => ErrorKind::NoMemory,
+            | Errno::E2BIG => BrokerErrorCode::InvalidArgument,
+            Errno::ENOMEM => BrokerErrorCode::NoMemory,
             Errno::EOPNOTSUPP | Errno::ENOTTY | Errno::ENODEV | Errno::ENOENT => {
-                ErrorKind::Unsupported
+                BrokerErrorCode::Unsupported
             }
-            _ => ErrorKind::Io,
+            _ => BrokerErrorCode::Io,
         };
         Self {
             kind,

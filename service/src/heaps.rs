@@ -8,7 +8,7 @@ use log::warn;
 use nix::errno::Errno;
 
 use crate::config::Config;
-use crate::error::{BrokerError, ErrorKind, Result};
+use crate::error::{BrokerError, BrokerErrorCode, Result};
 use crate::sync::lock;
 
 /// One heap of the configuration.
@@ -128,13 +128,13 @@ impl Heaps {
             .collect();
         if tried.is_empty() {
             return Err(BrokerError::new(
-                ErrorKind::Unsupported,
+                BrokerErrorCode::Unsupported,
                 format!("none of the heaps {} is present", names.join(", ")),
             ));
         }
         let message = format!("cannot allocate {size} bytes: {}", tried.join(", "));
         Err(if out_of_memory {
-            BrokerError::new(ErrorKind::NoMemory, message)
+            BrokerError::new(BrokerErrorCode::NoMemory, message)
         } else {
             BrokerError::from_os(Errno::EIO, message)
         })

@@ -18,7 +18,7 @@ pub mod usage;
 
 pub use broker::Broker;
 pub use config::Config;
-pub use error::{BrokerError, ErrorKind};
+pub use error::{BrokerError, BrokerErrorCode};
 pub use heaps::HeapStats;
 pub use loader::LoadObserver;
 pub use service::HeapBrokerService;

@@ -22,7 +22,7 @@ use rsheap::{FileIo, IoPath, Span, SyncDirection};
 
 use crate::broker::ClientId;
 use crate::config::Limits;
-use crate::error::{BrokerError, ErrorKind, Result};
+use crate::error::{BrokerError, BrokerErrorCode, Result};
 use crate::sync::lock;
 
 /// How long one chunk of a load should take.
@@ -168,7 +168,7 @@ impl Loader {
             let mut queue = lock(&self.shared.queue);
             if queue.sync_waiting >= self.shared.limits.sync_loads {
                 return Err(BrokerError::new(
-                    ErrorKind::Busy,
+                    BrokerErrorCode::Busy,
                     format!(
                         "{} synchronous loads are waiting already; load asynchronously",
                         queue.sync_waiting
@@ -180,7 +180,7 @@ impl Loader {
         }
         let result = receiver
             .recv()
-            .unwrap_or_else(|_| Err(BrokerError::new(ErrorKind::Io, "the load was lost")));
+            .unwrap_or_else(|_| Err(BrokerError::new(BrokerErrorCode::Io, "the load was lost")));
         lock(&self.shared.queue).sync_waiting -= 1;
         result
     }
@@ -195,7 +195,7 @@ impl Loader {
         let count = queue.per_client.entry(job.client).or_default();
         if *count >= self.shared.limits.loads_per_client {
             return Err(BrokerError::new(
-                ErrorKind::Busy,
+                BrokerErrorCode::Busy,
                 format!("this client has {count} loads queued or running already"),
             ));
         }

@@ -25,7 +25,7 @@ use vendor_rsheap::aidl::vendor::rsheap::{
 };
 
 use crate::broker::{Allocated, AllocationSpec, Broker, BufferDesc, ClientId, SegmentSpec};
-use crate::error::{BrokerError, ErrorKind, Result};
+use crate::error::{BrokerError, Result};
 use crate::loader::LoadObserver;
 use crate::sync::lock;
 use crate::usage::BufferUsage;
@@ -145,16 +145,7 @@ fn serve<T>(call: impl FnOnce() -> Result<T>) -> BinderResult<T> {
 }
 
 fn status(err: &BrokerError) -> Status {
-    let code = match err.kind {
-        ErrorKind::InvalidArgument => IHeapBroker::ERROR_INVALID_ARGUMENT,
-        ErrorKind::NoMemory => IHeapBroker::ERROR_NO_MEMORY,
-        ErrorKind::QuotaExceeded => IHeapBroker::ERROR_QUOTA_EXCEEDED,
-        ErrorKind::NotFound => IHeapBroker::ERROR_NOT_FOUND,
-        ErrorKind::Io => IHeapBroker::ERROR_IO,
-        ErrorKind::Unsupported => IHeapBroker::ERROR_UNSUPPORTED,
-        ErrorKind::Busy => IHeapBroker::ERROR_BUSY,
-    };
-    Status::new_service_specific_error(code, Some(err.message.clone()))
+    Status::new_service_specific_error(err.kind.code(), Some(err.message.clone()))
 }
 
 fn usage_from_aidl(usage: Usage) -> Result<BufferUsage> {

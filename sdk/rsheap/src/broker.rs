@@ -62,6 +62,20 @@ impl BrokerErrorCode {
         }
     }
 
+    /// The AIDL `ERROR_` code.
+    pub fn code(self) -> i32 {
+        match self {
+            Self::InvalidArgument => IHeapBroker::ERROR_INVALID_ARGUMENT,
+            Self::NoMemory => IHeapBroker::ERROR_NO_MEMORY,
+            Self::QuotaExceeded => IHeapBroker::ERROR_QUOTA_EXCEEDED,
+            Self::NotFound => IHeapBroker::ERROR_NOT_FOUND,
+            Self::Io => IHeapBroker::ERROR_IO,
+            Self::Unsupported => IHeapBroker::ERROR_UNSUPPORTED,
+            Self::Busy => IHeapBroker::ERROR_BUSY,
+            Self::Other(code) => code,
+        }
+    }
+
     /// The errno that best describes the code.
     pub fn errno(self) -> nix::errno::Errno {
         use nix::errno::Errno;
