@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use rsbinder::{Interface, ParcelFileDescriptor, SIBinder, Strong};
 use rsheap::{Buffer, SyncDirection};
-use rsheap_suites::broker::{
-    error_code, is_dead_object, request, token, wait_for_broker, Daemon, SHIPPED_CONFIG,
-};
+use rsheap_suites::broker::{error_code, is_dead_object, request, token, Daemon, SHIPPED_CONFIG};
 use rsheap_suites::{
     drain_pools, drop_caches, fdinfo, fill_and_check, hash, heap_stat, meminfo, scratch_path,
     write_random_file, RSHEAP, RSHEAP_UNCACHED,
@@ -45,6 +43,13 @@ fn config(changes: &[(&str, &str)]) -> String {
         text = text.replace(from, to);
     }
     text
+}
+
+/// The shipped configuration with a quota of `mib` MiB in `buffers` buffers for uid 0, the
+/// uid the tests run as.
+fn root_quota(mib: u32, buffers: u32) -> String {
+    let quota = format!("[quota.uid.0]\nmib = {mib}\nbuffers = {buffers}\n\n# Per-uid overrides");
+    config(&[("# Per-uid overrides", &quota)])
 }
 
 /// The error code of a call that must fail with a service-specific error.
@@ -222,10 +227,7 @@ fn usages_fall_back_to_the_next_heap_present() {
 
 #[test]
 fn batches_are_all_or_nothing() {
-    let (_daemon, broker) = Daemon::start(&config(&[(
-        "# Per-uid overrides",
-        "[quota.uid.0]\nmib = 64\nbuffers = 8\n\n# Per-uid overrides",
-    )]));
+    let (_daemon, broker) = Daemon::start(&root_quota(64, 8));
     let client = token();
     let good = request(MIB, Usage::SCRATCH);
     let made = broker
@@ -268,10 +270,7 @@ fn batches_are_all_or_nothing() {
 
 #[test]
 fn bad_allocation_requests_get_their_error_codes() {
-    let (_daemon, broker) = Daemon::start(&config(&[(
-        "# Per-uid overrides",
-        "[quota.uid.0]\nmib = 64\nbuffers = 4\n\n# Per-uid overrides",
-    )]));
+    let (_daemon, broker) = Daemon::start(&root_quota(64, 4));
     let client = token();
     let with = |change: &dyn Fn(&mut AllocationRequest)| {
         let mut asked = request(MIB, Usage::SCRATCH);
@@ -794,8 +793,7 @@ fn clients_see_a_dead_broker_and_reconnect_to_its_restart() {
     assert!(is_dead_object(&status), "a dead-object error: {status:?}");
     drop(daemon);
 
-    let (_daemon, _) = Daemon::start(SHIPPED_CONFIG);
-    let broker = wait_for_broker();
+    let (_daemon, broker) = Daemon::start(SHIPPED_CONFIG);
     let made = broker
         .allocate(&client, &request(MIB, Usage::SCRATCH))
         .expect("allocate");
@@ -839,10 +837,7 @@ fn twenty_clients_allocate_and_free_a_thousand_times_each() {
 
 #[test]
 fn random_calls_get_documented_errors_and_never_break_the_broker() {
-    let (_daemon, broker) = Daemon::start(&config(&[(
-        "# Per-uid overrides",
-        "[quota.uid.0]\nmib = 256\nbuffers = 64\n\n# Per-uid overrides",
-    )]));
+    let (_daemon, broker) = Daemon::start(&root_quota(256, 64));
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let clients: Vec<SIBinder> = (0..3).map(|_| token()).collect();
     let file = File::open("/proc/self/exe").expect("a file");
