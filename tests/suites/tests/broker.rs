@@ -27,6 +27,12 @@ use vendor_rsheap::aidl::vendor::rsheap::{
 
 const MIB: i64 = 1 << 20;
 
+/// How far MemFree may stay below its earlier value once a dead client's memory is back:
+/// pages parked on per-CPU free lists and kernel objects of the processes come and gone
+/// account for up to about 20 MiB here. It is less than any buffer the tests kill a client
+/// with (32 MiB and up), so a buffer whose pages did not come back still fails the test.
+const MEMFREE_NOISE: u64 = 24 << 20;
+
 const INVALID: i32 = IHeapBroker::ERROR_INVALID_ARGUMENT;
 const NO_MEMORY: i32 = IHeapBroker::ERROR_NO_MEMORY;
 const QUOTA: i32 = IHeapBroker::ERROR_QUOTA_EXCEEDED;
@@ -735,10 +741,9 @@ fn a_killed_client_gives_back_all_its_memory() {
     // The client's program text sits in the page cache now.
     drop_caches();
     drain_pools();
-    let tolerance = 16 << 20;
     let free_after = meminfo("MemFree");
     assert!(
-        free_after + tolerance >= free_before,
+        free_after + MEMFREE_NOISE >= free_before,
         "MemFree went from {free_before} to {free_after}"
     );
 }
@@ -767,10 +772,9 @@ fn a_client_killed_mid_load_gives_back_all_its_memory() {
     std::fs::remove_file(&path).expect("remove");
     drop_caches();
     drain_pools();
-    let tolerance = 16 << 20;
     let free_after = meminfo("MemFree");
     assert!(
-        free_after + tolerance >= free_before,
+        free_after + MEMFREE_NOISE >= free_before,
         "MemFree went from {free_before} to {free_after}"
     );
     // The broker still serves.
