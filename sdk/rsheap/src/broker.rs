@@ -6,16 +6,21 @@
 //! broker knows it by, and when the broker has died and restarted it reconnects and retries the
 //! call once (buffers of the old broker are gone by then, so their ids are not found).
 
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::path::Path;
+use std::sync::{mpsc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rsbinder::{
-    hub, BinderResult, ParcelFileDescriptor, ProcessState, SIBinder, StatusCode, Strong,
+    hub, BinderResult, Interface, ParcelFileDescriptor, ProcessState, SIBinder, StatusCode, Strong,
 };
 use vendor_rsheap::aidl::vendor::rsheap::{
-    AllocationRequest::AllocationRequest, FileSegment::FileSegment, IHeapBroker,
+    AllocationRequest::AllocationRequest,
+    FileSegment::FileSegment,
+    IHeapBroker,
     IHeapBroker::IHeapBroker as Service,
+    ILoadCallback::{BnLoadCallback, ILoadCallback},
 };
 pub use vendor_rsheap::aidl::vendor::rsheap::{
     BufferInfo::BufferInfo, HeapInfo::HeapInfo, Usage::Usage,
@@ -216,22 +221,72 @@ impl Broker {
     /// the bytes loaded: fewer than `span.len` if the file ends first.
     pub fn load_file(&self, buffer: &BrokerBuffer, file: &impl AsFd, span: Span) -> Result<u64> {
         self.check_generation(buffer)?;
-        let to_i64 = |value: u64, what: &str| {
-            i64::try_from(value).map_err(|_| Error::InvalidArgument(format!("{what} too large")))
-        };
-        let file = file
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|err| Error::InvalidArgument(format!("duplicate the file: {err}")))?;
-        let segment = FileSegment {
-            file: Some(ParcelFileDescriptor::new(file)),
-            fileOffset: to_i64(span.file_offset, "file offset")?,
-            length: to_i64(span.len, "length")?,
-            bufferOffset: to_i64(span.buffer_offset, "buffer offset")?,
-        };
+        let segment = segment(file, span)?;
         let (loaded, _) =
             self.call(|service| service.loadFile(&self.token, buffer.id(), &segment))?;
         Ok(loaded.max(0) as u64)
+    }
+
+    /// Loads as [`Broker::load_file`] does, calling `progress(done, total)` on this thread as
+    /// the broker reports (about every 100 ms of loading, and once at the end).
+    ///
+    /// The broker runs the load on its own workers, so a slow load holds none of its binder
+    /// threads; if the broker dies meanwhile, the call fails as unreachable.
+    pub fn load_file_with_progress(
+        &self,
+        buffer: &BrokerBuffer,
+        file: &impl AsFd,
+        span: Span,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64> {
+        self.check_generation(buffer)?;
+        let segment = segment(file, span)?;
+        let (sender, events) = mpsc::channel();
+        let callback = BnLoadCallback::new_binder(LoadEvents(sender));
+        let (_, generation) = self
+            .call(|service| service.loadFileAsync(&self.token, buffer.id(), &segment, &callback))?;
+        loop {
+            match events.recv_timeout(LIVENESS_CHECK) {
+                Ok(LoadEvent::Progress(done, total)) => progress(done, total),
+                Ok(LoadEvent::Complete {
+                    bytes, errno: 0, ..
+                }) => return Ok(bytes),
+                Ok(LoadEvent::Complete { errno, message, .. }) => {
+                    return Err(Error::Os {
+                        what: message,
+                        errno: nix::errno::Errno::from_raw(errno),
+                    })
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let (service, current) = self.current();
+                    if current != generation || service.as_binder().ping_binder().is_err() {
+                        return Err(Error::Unreachable(format!(
+                            "the broker died while loading buffer {}",
+                            buffer.id()
+                        )));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Unreachable(format!(
+                        "the broker dropped the load of buffer {}",
+                        buffer.id()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Opens the file at `path` and loads `span` of it into `buffer`, with progress.
+    pub fn load_path(
+        &self,
+        buffer: &BrokerBuffer,
+        path: &Path,
+        span: Span,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64> {
+        let file = std::fs::File::open(path)
+            .map_err(|err| Error::io(format!("open {}", path.display()), &err))?;
+        self.load_file_with_progress(buffer, &file, span, progress)
     }
 
     /// Frees `buffer`: the broker stops accounting it, and its memory returns once every
@@ -251,6 +306,33 @@ impl Broker {
     /// The heaps the broker allocates from, with its accounting.
     pub fn heaps(&self) -> Result<Vec<HeapInfo>> {
         Ok(self.call(|service| service.getHeaps())?.0)
+    }
+
+    /// The broker's report of its heaps, clients and buffers, as `dumpsys` shows it; only
+    /// root, system and shell may read it.
+    pub fn dump(&self) -> Result<String> {
+        let (service, _) = self.current();
+        let binder = service.as_binder();
+        let proxy = binder
+            .as_proxy()
+            .ok_or_else(|| Error::Unreachable("the broker is not a remote object".into()))?;
+        let (read, write) = ParcelFileDescriptor::pipe()
+            .map_err(|err| Error::Unreachable(format!("make a pipe for the dump: {err:?}")))?;
+        // The broker writes while the call runs: read alongside it, so that a long report
+        // cannot fill the pipe and stall both.
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::fs::File::from(OwnedFd::from(read))
+                .read_to_string(&mut text)
+                .map(|_| text)
+        });
+        let sent = proxy.dump(OwnedFd::from(write), &[]);
+        let text = reader
+            .join()
+            .map_err(|_| Error::Unreachable("the dump reader failed".into()))?
+            .map_err(|err| Error::io("read the dump", &err))?;
+        sent.map_err(|err| Error::Unreachable(format!("dump: {err:?}")))?;
+        Ok(text)
     }
 
     /// Fails with `NotFound` for a buffer of a broker that has since died: the restarted one
@@ -309,6 +391,72 @@ fn binder_init() -> Result<()> {
     })
     .clone()
     .map_err(Error::Unreachable)
+}
+
+/// How often a load that reports nothing checks that the broker still lives.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
+
+/// The file part of a load request.
+fn segment(file: &impl AsFd, span: Span) -> Result<FileSegment> {
+    let to_i64 = |value: u64, what: &str| {
+        i64::try_from(value).map_err(|_| Error::InvalidArgument(format!("{what} too large")))
+    };
+    let file = file
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|err| Error::io("duplicate the file descriptor", &err))?;
+    Ok(FileSegment {
+        file: Some(ParcelFileDescriptor::new(file)),
+        fileOffset: to_i64(span.file_offset, "file offset")?,
+        // The broker's "to the end of the file".
+        length: if span.len == u64::MAX {
+            -1
+        } else {
+            to_i64(span.len, "length")?
+        },
+        bufferOffset: to_i64(span.buffer_offset, "buffer offset")?,
+    })
+}
+
+/// What the broker reports of an asynchronous load.
+enum LoadEvent {
+    Progress(u64, u64),
+    Complete {
+        bytes: u64,
+        errno: i32,
+        message: String,
+    },
+}
+
+/// The callback binder of one asynchronous load: passes the broker's reports from the binder
+/// thread they arrive on to the thread that waits for the load.
+struct LoadEvents(mpsc::Sender<LoadEvent>);
+
+impl Interface for LoadEvents {}
+
+impl ILoadCallback for LoadEvents {
+    fn onProgress(&self, _id: i64, done: i64, total: i64) -> BinderResult<()> {
+        // A waiter that has gone (it gave up on a dead broker) wants no more reports.
+        let _ = self
+            .0
+            .send(LoadEvent::Progress(done.max(0) as u64, total.max(0) as u64));
+        Ok(())
+    }
+
+    fn onComplete(
+        &self,
+        _id: i64,
+        bytes: i64,
+        errno: i32,
+        message: Option<&str>,
+    ) -> BinderResult<()> {
+        let _ = self.0.send(LoadEvent::Complete {
+            bytes: bytes.max(0) as u64,
+            errno,
+            message: message.unwrap_or("load failed").to_owned(),
+        });
+        Ok(())
+    }
 }
 
 /// The registered broker, once it answers, waiting up to [`CONNECT_TIMEOUT`].

@@ -39,6 +39,11 @@ impl Error {
         }
     }
 
+    /// A failed file operation, with the errno behind it (`EIO` if it has none).
+    pub(crate) fn io(what: impl Into<String>, err: &std::io::Error) -> Self {
+        Self::os(what, err.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
+    }
+
     /// The broker's error for a failed binder call.
     pub(crate) fn from_status(status: rsbinder::Status) -> Self {
         match status.service_specific_error() {

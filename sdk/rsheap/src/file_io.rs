@@ -7,8 +7,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
 
-use crate::heap::io_errno;
+use nix::unistd::{lseek, Whence};
+
 use crate::uapi::{self, RsheapTransfer};
 use crate::{Buffer, Error, Result};
 
@@ -22,11 +24,16 @@ pub struct Span {
     pub file_offset: u64,
     /// Where in the buffer the range starts.
     pub buffer_offset: u64,
-    /// Bytes to move.
+    /// Bytes to move; [`Span::TO_END`] for as many as the file (loads) or the buffer (stores)
+    /// has past the offsets.
     pub len: u64,
 }
 
 impl Span {
+    /// The length that means "up to the end": of the file for loads, also bounded by the
+    /// buffer, and of the buffer for stores.
+    pub const TO_END: u64 = u64::MAX;
+
     /// The first `len` bytes of both the file and the buffer.
     pub fn start(len: u64) -> Self {
         Self {
@@ -34,6 +41,25 @@ impl Span {
             buffer_offset: 0,
             len,
         }
+    }
+
+    /// The whole file into the buffer's start, or the whole buffer into the file's start.
+    pub fn whole() -> Self {
+        Self::start(Self::TO_END)
+    }
+
+    /// This span with [`Span::TO_END`] replaced by the bytes there are.
+    fn resolve(self, file_len: u64, buffer_len: u64, store: bool) -> Self {
+        if self.len != Self::TO_END {
+            return self;
+        }
+        let in_buffer = buffer_len.saturating_sub(self.buffer_offset);
+        let len = if store {
+            in_buffer
+        } else {
+            in_buffer.min(file_len.saturating_sub(self.file_offset))
+        };
+        Self { len, ..self }
     }
 }
 
@@ -56,6 +82,20 @@ pub struct Transferred {
     pub direct_bytes: u64,
 }
 
+/// The bytes a transfer with progress moves between two reports: small enough to report a few
+/// times a second at disk speed, large enough that the extra calls cost nothing measurable.
+pub const PROGRESS_STEP: u64 = 64 << 20;
+
+/// The size of `file` (of the device, for a block device), leaving its position as it was.
+fn file_len(file: &impl AsFd) -> Result<u64> {
+    let fd = file.as_fd().as_raw_fd();
+    let size = |errno| Error::os("size of the file", errno);
+    let position = lseek(fd, 0, Whence::SeekCur).map_err(size)?;
+    let end = lseek(fd, 0, Whence::SeekEnd).map_err(size)?;
+    lseek(fd, position, Whence::SeekSet).map_err(size)?;
+    Ok(end.max(0) as u64)
+}
+
 /// The open control device.
 #[derive(Debug)]
 pub struct FileIo {
@@ -68,7 +108,7 @@ impl FileIo {
         let device = OpenOptions::new()
             .read(true)
             .open(CONTROL_DEVICE)
-            .map_err(|err| Error::os(format!("open {CONTROL_DEVICE}"), io_errno(&err)))?;
+            .map_err(|err| Error::io(format!("open {CONTROL_DEVICE}"), &err))?;
         Ok(Self { device })
     }
 
@@ -95,6 +135,92 @@ impl FileIo {
         self.transfer(true, file, buffer, span, path)
     }
 
+    /// Loads as [`FileIo::load`] does, in steps of [`PROGRESS_STEP`], calling
+    /// `progress(done, total)` after each.
+    pub fn load_with_progress(
+        &self,
+        file: &impl AsFd,
+        buffer: &Buffer,
+        span: Span,
+        path: IoPath,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Transferred> {
+        self.transfer_in_steps(false, file, buffer, span, path, progress)
+    }
+
+    /// Stores as [`FileIo::store`] does, in steps of [`PROGRESS_STEP`], calling
+    /// `progress(done, total)` after each.
+    pub fn store_with_progress(
+        &self,
+        file: &impl AsFd,
+        buffer: &Buffer,
+        span: Span,
+        path: IoPath,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Transferred> {
+        self.transfer_in_steps(true, file, buffer, span, path, progress)
+    }
+
+    /// Opens the file at `path` and loads `span` of it into `buffer`, with progress.
+    pub fn load_path(
+        &self,
+        path: &Path,
+        buffer: &Buffer,
+        span: Span,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Transferred> {
+        let file =
+            File::open(path).map_err(|err| Error::io(format!("open {}", path.display()), &err))?;
+        self.load_with_progress(&file, buffer, span, IoPath::Auto, progress)
+    }
+
+    /// Creates the file at `path`, or truncates it, and stores `span` of `buffer` into it, with
+    /// progress.
+    pub fn store_path(
+        &self,
+        path: &Path,
+        buffer: &Buffer,
+        span: Span,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Transferred> {
+        let file = File::create(path)
+            .map_err(|err| Error::io(format!("create {}", path.display()), &err))?;
+        self.store_with_progress(&file, buffer, span, IoPath::Auto, progress)
+    }
+
+    fn transfer_in_steps(
+        &self,
+        store: bool,
+        file: &impl AsFd,
+        buffer: &Buffer,
+        span: Span,
+        path: IoPath,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Transferred> {
+        let span = span.resolve(file_len(file)?, buffer.len() as u64, store);
+        let mut done = Transferred {
+            bytes: 0,
+            direct_bytes: 0,
+        };
+        progress(0, span.len);
+        while done.bytes < span.len {
+            let step = Span {
+                file_offset: span.file_offset + done.bytes,
+                buffer_offset: span.buffer_offset + done.bytes,
+                len: (span.len - done.bytes).min(PROGRESS_STEP),
+            };
+            let moved = self.transfer(store, file, buffer, step, path)?;
+            done.bytes += moved.bytes;
+            done.direct_bytes += moved.direct_bytes;
+            progress(done.bytes, span.len);
+            if moved.bytes < step.len {
+                // The file ended.
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     fn transfer(
         &self,
         store: bool,
@@ -103,6 +229,11 @@ impl FileIo {
         span: Span,
         path: IoPath,
     ) -> Result<Transferred> {
+        let span = if span.len == Span::TO_END {
+            span.resolve(file_len(file)?, buffer.len() as u64, store)
+        } else {
+            span
+        };
         let mut request = RsheapTransfer {
             flags: match path {
                 IoPath::Auto => 0,

@@ -12,10 +12,13 @@ use crate::{Buffer, Error, Result};
 /// Where the kernel publishes dma-buf heaps.
 pub const HEAP_DIR: &str = "/dev/dma_heap";
 
+/// How the uncached variant of a heap is named.
+const UNCACHED_SUFFIX: &str = "-uncached";
+
 /// The names of the heaps this system offers, sorted.
 pub fn heap_names() -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(HEAP_DIR)
-        .map_err(|err| Error::os(format!("list {HEAP_DIR}"), io_errno(&err)))?;
+    let entries =
+        std::fs::read_dir(HEAP_DIR).map_err(|err| Error::io(format!("list {HEAP_DIR}"), &err))?;
     let mut names: Vec<String> = entries
         .filter_map(|entry| entry.ok())
         .filter_map(|entry| entry.file_name().into_string().ok())
@@ -41,16 +44,35 @@ impl Heap {
         let file = OpenOptions::new()
             .read(true)
             .open(&path)
-            .map_err(|err| Error::os(format!("open {}", path.display()), io_errno(&err)))?;
+            .map_err(|err| Error::io(format!("open {}", path.display()), &err))?;
         Ok(Self {
             name: name.to_owned(),
             file,
         })
     }
 
+    /// Opens the uncached variant of heap `name` (`<name>-uncached`), or `name` itself if the
+    /// system has no uncached variant, as libdmabufheap falls back from `system-uncached` to
+    /// `system`. [`Heap::is_cached`] tells which one was opened.
+    pub fn open_uncached(name: &str) -> Result<Self> {
+        match Self::open(&format!("{name}{UNCACHED_SUFFIX}")) {
+            Err(Error::Os {
+                errno: Errno::ENOENT,
+                ..
+            }) => Self::open(name),
+            opened => opened,
+        }
+    }
+
     /// The heap's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether CPU access to this heap's buffers goes through the caches: heaps named
+    /// `*-uncached` map write-combined.
+    pub fn is_cached(&self) -> bool {
+        !self.name.ends_with(UNCACHED_SUFFIX)
     }
 
     /// Allocates a buffer of at least `len` bytes (the kernel rounds up to whole pages),
@@ -83,9 +105,4 @@ mod libc_flags {
     pub use nix::fcntl::OFlag;
     pub const O_RDWR: i32 = OFlag::O_RDWR.bits();
     pub const O_CLOEXEC: i32 = OFlag::O_CLOEXEC.bits();
-}
-
-/// The errno behind an I/O error, or `EIO` if it has none.
-pub(crate) fn io_errno(err: &std::io::Error) -> Errno {
-    err.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }

@@ -34,5 +34,5 @@ pub use broker::{
 };
 pub use buffer::{Buffer, CpuAccess, Mapping, SyncDirection};
 pub use error::{Error, Result};
-pub use file_io::{FileIo, IoPath, Span, Transferred, CONTROL_DEVICE};
+pub use file_io::{FileIo, IoPath, Span, Transferred, CONTROL_DEVICE, PROGRESS_STEP};
 pub use heap::{heap_names, Heap, HEAP_DIR};
