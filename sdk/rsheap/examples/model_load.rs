@@ -23,7 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let broker = Broker::connect()?;
     let options = AllocationOptions {
-        debug_name: path.file_name().map(|name| name.to_string_lossy().into_owned()),
+        debug_name: path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned()),
         ..AllocationOptions::usage(Usage::MODEL_WEIGHTS)
     };
     let weights = broker.allocate(usize::try_from(size)?, &options)?;

@@ -387,7 +387,12 @@ fn binder_init() -> Result<()> {
     INIT.get_or_init(|| {
         ProcessState::init_default()
             .map(|_| ProcessState::start_thread_pool())
-            .map_err(|err| format!("cannot open the binder driver: {err}"))
+            .map_err(|err| {
+                format!(
+                    "cannot open the binder driver: {}",
+                    err.to_string().trim_end()
+                )
+            })
     })
     .clone()
     .map_err(Error::Unreachable)
