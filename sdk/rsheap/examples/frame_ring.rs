@@ -6,6 +6,7 @@
 //! cargo run --example frame_ring -- [frames]
 //! ```
 
+use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -18,7 +19,17 @@ const FRAME_BYTES: usize = WIDTH * HEIGHT * 3 / 2;
 /// Buffers in the ring: one being filled, one being read, two queued.
 const RING: usize = 4;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("frame_ring: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let frames: usize = match std::env::args().nth(1) {
         Some(text) => text
             .parse()

@@ -7,11 +7,22 @@
 //! ```
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use rsheap::{AllocationOptions, Broker, Span, SyncDirection, Usage};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("model_load: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
         return Err("usage: model_load <weights file>".into());
     };
