@@ -22,7 +22,7 @@ use crate::tally::Tally;
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
 /// The suites that need binder and rsheapd.
-const BROKER_SUITES: [&str; 2] = ["broker", "sdk_broker"];
+const BROKER_SUITES: [&str; 3] = ["broker", "cli", "sdk_broker"];
 /// How long the guest may take for all suites under TCG.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -92,12 +92,12 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
             ),
         }
     }
-    let suites = suite_binaries(&env).and_then(|suites| Ok((suites, rsheapd(&env)?)));
+    let suites = suite_binaries(&env).and_then(|suites| Ok((suites, guest_programs(&env)?)));
     if let Err(err) = &suites {
         tally.record("emulator suites build", false, &format!("{err:#}"));
     }
 
-    if let ([rsheap, probe], Ok((suites, rsheapd))) = (modules.as_slice(), &suites) {
+    if let ([rsheap, probe], Ok((suites, programs))) = (modules.as_slice(), &suites) {
         for boot in &BOOTS {
             let suites: Vec<_> = suites
                 .iter()
@@ -115,7 +115,7 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
             let binaries = GuestBinaries {
                 rsheap,
                 probe,
-                rsheapd,
+                programs,
             };
             guest_suites(&env, boot, selftest, &binaries, &suites, java, &mut tally)?;
         }
@@ -183,30 +183,49 @@ fn host_checks(env: &Env, tally: &mut Tally) {
     }
 }
 
-/// Builds rsheapd, which the broker suite starts in the guest, and returns its path.
-fn rsheapd(env: &Env) -> Result<PathBuf> {
+/// The programs the suites run, besides their own binaries.
+struct GuestPrograms {
+    /// The broker, started by the broker suites.
+    rsheapd: PathBuf,
+    /// The command-line tool, run by the `cli` suite.
+    rsheapctl: PathBuf,
+    /// The folder of the `rsheap` crate's examples, run by the `sdk_broker` suite.
+    examples: PathBuf,
+}
+
+/// Builds rsheapd, rsheapctl and the SDK's examples.
+fn guest_programs(env: &Env) -> Result<GuestPrograms> {
     let status = cargo(env)
         .args([
             "build",
             "--quiet",
             "--package",
             "rsheap-broker",
-            "--bin",
-            "rsheapd",
+            "--package",
+            "rsheapctl",
+            "--package",
+            "rsheap",
+            "--bins",
+            "--examples",
         ])
         .status()
-        .context("build rsheapd")?;
+        .context("build rsheapd, rsheapctl and the SDK's examples")?;
     if !status.success() {
-        bail!("building rsheapd failed");
+        bail!("building rsheapd, rsheapctl or the SDK's examples failed");
     }
-    Ok(env.target().join("debug/rsheapd"))
+    let debug = env.target().join("debug");
+    Ok(GuestPrograms {
+        rsheapd: debug.join("rsheapd"),
+        rsheapctl: debug.join("rsheapctl"),
+        examples: debug.join("examples"),
+    })
 }
 
 /// What the guest runs besides the suites.
 struct GuestBinaries<'a> {
     rsheap: &'a Path,
     probe: &'a Path,
-    rsheapd: &'a Path,
+    programs: &'a GuestPrograms,
 }
 
 /// Guest script lines that start rsbinder's service manager on the guest's binderfs and wait
@@ -288,8 +307,13 @@ fn guest_suites(
             .iter()
             .any(|(name, _)| BROKER_SUITES.contains(&name.as_str()))
     {
-        script += &binder_script(env, binaries.rsheapd);
+        script += &binder_script(env, &binaries.programs.rsheapd);
     }
+    script += &format!(
+        "export RSHEAPCTL={} RSHEAP_EXAMPLES={}\n",
+        binaries.programs.rsheapctl.display(),
+        binaries.programs.examples.display()
+    );
     if selftest {
         script += &format!(
             "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",

@@ -6,6 +6,7 @@
 //! cargo run --example frame_ring -- [frames]
 //! ```
 
+use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -18,9 +19,21 @@ const FRAME_BYTES: usize = WIDTH * HEIGHT * 3 / 2;
 /// Buffers in the ring: one being filled, one being read, two queued.
 const RING: usize = 4;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("frame_ring: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let frames: usize = match std::env::args().nth(1) {
-        Some(text) => text.parse().map_err(|_| format!("{text:?} is not a frame count"))?,
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("{text:?} is not a frame count"))?,
         None => 120,
     };
     let broker = Broker::connect()?;
@@ -34,7 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "ring of {RING} {WIDTH}x{HEIGHT} NV12 frames ({FRAME_BYTES} bytes each) on heap {}: {}",
         ring[0].heap(),
-        ring.iter().map(BrokerBuffer::name).collect::<Vec<_>>().join(", ")
+        ring.iter()
+            .map(BrokerBuffer::name)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     let start = Instant::now();
@@ -57,7 +73,9 @@ fn run_ring(ring: &[BrokerBuffer], frames: usize) -> Result<usize, rsheap::Error
     let (filled_tx, filled_rx) = mpsc::sync_channel::<(usize, usize)>(RING);
     let (free_tx, free_rx) = mpsc::sync_channel::<usize>(RING);
     for slot in 0..RING {
-        free_tx.send(slot).expect("the ring has room for every slot");
+        free_tx
+            .send(slot)
+            .expect("the ring has room for every slot");
     }
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<(), rsheap::Error> {

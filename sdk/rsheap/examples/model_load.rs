@@ -7,11 +7,22 @@
 //! ```
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use rsheap::{AllocationOptions, Broker, Span, SyncDirection, Usage};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("model_load: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let Some(path) = std::env::args_os().nth(1).map(PathBuf::from) else {
         return Err("usage: model_load <weights file>".into());
     };
@@ -23,7 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let broker = Broker::connect()?;
     let options = AllocationOptions {
-        debug_name: path.file_name().map(|name| name.to_string_lossy().into_owned()),
+        debug_name: path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned()),
         ..AllocationOptions::usage(Usage::MODEL_WEIGHTS)
     };
     let weights = broker.allocate(usize::try_from(size)?, &options)?;

@@ -228,7 +228,8 @@ impl Broker {
     }
 
     /// Loads as [`Broker::load_file`] does, calling `progress(done, total)` on this thread as
-    /// the broker reports (about every 100 ms of loading, and once at the end).
+    /// the broker reports (about every 100 ms of loading), and last with `done` the bytes
+    /// loaded.
     ///
     /// The broker runs the load on its own workers, so a slow load holds none of its binder
     /// threads; if the broker dies meanwhile, the call fails as unreachable.
@@ -245,12 +246,24 @@ impl Broker {
         let callback = BnLoadCallback::new_binder(LoadEvents(sender));
         let (_, generation) = self
             .call(|service| service.loadFileAsync(&self.token, buffer.id(), &segment, &callback))?;
+        let mut last = None;
         loop {
             match events.recv_timeout(LIVENESS_CHECK) {
-                Ok(LoadEvent::Progress(done, total)) => progress(done, total),
+                Ok(LoadEvent::Progress(done, total)) => {
+                    last = Some((done, total));
+                    progress(done, total);
+                }
                 Ok(LoadEvent::Complete {
                     bytes, errno: 0, ..
-                }) => return Ok(bytes),
+                }) => {
+                    // The broker reports progress between chunks; the end comes with the
+                    // completion.
+                    let total = last.map_or(bytes, |(_, total)| total);
+                    if last.map(|(done, _)| done) != Some(bytes) {
+                        progress(bytes, total);
+                    }
+                    return Ok(bytes);
+                }
                 Ok(LoadEvent::Complete { errno, message, .. }) => {
                     return Err(Error::Os {
                         what: message,
@@ -387,7 +400,12 @@ fn binder_init() -> Result<()> {
     INIT.get_or_init(|| {
         ProcessState::init_default()
             .map(|_| ProcessState::start_thread_pool())
-            .map_err(|err| format!("cannot open the binder driver: {err}"))
+            .map_err(|err| {
+                format!(
+                    "cannot open the binder driver: {}",
+                    err.to_string().trim_end()
+                )
+            })
     })
     .clone()
     .map_err(Error::Unreachable)

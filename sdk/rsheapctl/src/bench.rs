@@ -1,0 +1,192 @@
+//! `bench`: rsheap beside other heaps, one size and stage at a time.
+//!
+//! Each run allocates, maps, checks the buffer is zeroed, fills it, maps it again to verify
+//! the fill, and frees it; medians of the runs are compared.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use rsheap::{Heap, SyncDirection};
+
+use crate::units;
+
+/// Median timings of one heap at one size.
+struct Timings {
+    alloc: Duration,
+    mmap: Duration,
+    fill: Duration,
+    verify: Duration,
+    free: Duration,
+}
+
+/// `bench`: a table of medians, a table of ratios, and with `plot` a chart of the ratios.
+pub fn run(heaps: &[String], sizes: &[u64], runs: u32, plot: Option<&Path>) -> Result<()> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "size", "heap", "allocate", "mmap", "fill", "verify", "free", "checks",
+    ]);
+    let mut results = Vec::new();
+    for &size in sizes {
+        let size = usize::try_from(size).context("size does not fit this machine")?;
+        for name in heaps {
+            let heap = Heap::open(name).with_context(|| format!("open heap {name}"))?;
+            let timings = measure(&heap, size, runs)?;
+            table.add_row([
+                Cell::new(units::bytes(size as u64)),
+                Cell::new(name),
+                ms(timings.alloc),
+                ms(timings.mmap),
+                ms(timings.fill),
+                ms(timings.verify),
+                ms(timings.free),
+                Cell::new("zeroed, round trip"),
+            ]);
+            results.push((size, name.clone(), timings));
+        }
+    }
+    println!("median of {runs} runs per cell\n{table}");
+    if heaps.len() >= 2 {
+        let ratios = ratios(&heaps[0], heaps, sizes, &results);
+        print_ratios(&heaps[0], &ratios);
+        if let Some(path) = plot {
+            crate::plot::speedups(path, &heaps[0], &ratios)?;
+            println!("plot: {}", path.display());
+        }
+    } else if plot.is_some() {
+        bail!("a plot compares heaps: name at least two with --heaps");
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> Cell {
+    Cell::new(units::ms(d)).set_alignment(CellAlignment::Right)
+}
+
+/// Allocates, maps, checks zeroing, fills, remaps and verifies, and frees, `runs` times.
+fn measure(heap: &Heap, size: usize, runs: u32) -> Result<Timings> {
+    let mut samples: [Vec<Duration>; 5] = Default::default();
+    for run in 0..runs {
+        let pattern = (run as u8).wrapping_mul(37) | 1;
+        let t = Instant::now();
+        let buffer = heap.allocate(size)?;
+        samples[0].push(t.elapsed());
+
+        let t = Instant::now();
+        let mut mapping = buffer.map()?;
+        samples[1].push(t.elapsed());
+
+        let t = Instant::now();
+        {
+            let _access = buffer.cpu_access(SyncDirection::ReadWrite)?;
+            if mapping.as_slice().iter().any(|&b| b != 0) {
+                bail!(
+                    "heap {} returned a {size}-byte buffer that is not zeroed",
+                    heap.name()
+                );
+            }
+            mapping.as_mut_slice().fill(pattern);
+        }
+        samples[2].push(t.elapsed());
+        drop(mapping);
+
+        let t = Instant::now();
+        {
+            let mapping = buffer.map()?;
+            let _access = buffer.cpu_access(SyncDirection::Read)?;
+            if let Some(at) = mapping.as_slice().iter().position(|&b| b != pattern) {
+                bail!(
+                    "heap {}: byte {at} of a {size}-byte buffer lost its value after remapping",
+                    heap.name()
+                );
+            }
+        }
+        samples[3].push(t.elapsed());
+
+        let t = Instant::now();
+        drop(buffer);
+        samples[4].push(t.elapsed());
+    }
+    let [alloc, mmap, fill, verify, free] = samples.map(median);
+    Ok(Timings {
+        alloc,
+        mmap,
+        fill,
+        verify,
+        free,
+    })
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// How much faster the subject heap was than another at one size, per stage.
+pub struct Ratio {
+    /// The buffer size.
+    pub size: u64,
+    /// The heap compared with.
+    pub other: String,
+    /// Their median time over the subject's, for allocate, mmap, fill and free.
+    pub stages: [f64; 4],
+}
+
+/// The names of [`Ratio::stages`].
+pub const STAGES: [&str; 4] = ["allocate", "mmap", "fill", "free"];
+
+fn ratios(
+    subject: &str,
+    heaps: &[String],
+    sizes: &[u64],
+    results: &[(usize, String, Timings)],
+) -> Vec<Ratio> {
+    let find = |size: usize, heap: &str| {
+        results
+            .iter()
+            .find(|(s, h, _)| *s == size && h == heap)
+            .map(|(_, _, t)| t)
+    };
+    let mut ratios = Vec::new();
+    for &size in sizes {
+        let Some(ours) = find(size as usize, subject) else {
+            continue;
+        };
+        for other in heaps.iter().filter(|h| h.as_str() != subject) {
+            let Some(theirs) = find(size as usize, other) else {
+                continue;
+            };
+            let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64().max(1e-9);
+            ratios.push(Ratio {
+                size,
+                other: other.clone(),
+                stages: [
+                    ratio(ours.alloc, theirs.alloc),
+                    ratio(ours.mmap, theirs.mmap),
+                    ratio(ours.fill, theirs.fill),
+                    ratio(ours.free, theirs.free),
+                ],
+            });
+        }
+    }
+    ratios
+}
+
+fn print_ratios(subject: &str, ratios: &[Ratio]) {
+    let mut header = vec!["size", "versus"];
+    header.extend(STAGES);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+    for ratio in ratios {
+        let mut row = vec![Cell::new(units::bytes(ratio.size)), Cell::new(&ratio.other)];
+        row.extend(
+            ratio
+                .stages
+                .iter()
+                .map(|x| Cell::new(format!("{x:.2}x")).set_alignment(CellAlignment::Right)),
+        );
+        table.add_row(row);
+    }
+    println!("\n{subject} speed-up (their median time / {subject}'s; above 1.00x = {subject} faster)\n{table}");
+}

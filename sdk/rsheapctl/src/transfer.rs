@@ -1,0 +1,176 @@
+//! `load` and `store`: files into and out of buffers, with a progress bar and the throughput.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rsheap::{FileIo, Span, SyncDirection};
+
+use crate::alloc::{Allocated, SourceArgs};
+use crate::units;
+
+/// `load`'s arguments.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The file to load.
+    file: PathBuf,
+    /// Where in the file to start.
+    #[arg(long, default_value = "0", value_parser = parse_offset)]
+    offset: u64,
+    /// Bytes to load (default: to the end of the file).
+    #[arg(long, value_parser = crate::units::parse_size)]
+    length: Option<u64>,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Also print the XXH3-64 checksum of the loaded bytes, read back through a mapping.
+    #[arg(long)]
+    checksum: bool,
+}
+
+/// `store`'s arguments.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The file to write; created, or truncated if it exists.
+    file: PathBuf,
+    /// The buffer's size (binary units: 4K, 1M, 2G).
+    #[arg(long, value_parser = crate::units::parse_size)]
+    size: u64,
+    /// Fill the buffer from this file first (else with a byte pattern).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// The heap of rsheap's to allocate from.
+    #[arg(long, default_value = "rsheap")]
+    heap: String,
+}
+
+fn parse_offset(text: &str) -> Result<u64, String> {
+    if text == "0" {
+        return Ok(0);
+    }
+    crate::units::parse_size(text)
+}
+
+/// A byte-counting bar on standard error, hidden when that is not a terminal.
+fn progress_bar(total: u64, verb: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{verb} [{{bar:40}}] {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// `load`.
+pub fn load(args: &LoadArgs) -> Result<()> {
+    let file_len = std::fs::metadata(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?
+        .len();
+    if args.offset >= file_len {
+        bail!(
+            "{} has {file_len} bytes: nothing to load at offset {}",
+            args.file.display(),
+            args.offset
+        );
+    }
+    let len = args.length.unwrap_or(file_len - args.offset);
+    let allocated = Allocated::new(len, &args.source)?;
+    let span = Span {
+        file_offset: args.offset,
+        buffer_offset: 0,
+        len,
+    };
+    let bar = progress_bar(len, "loading");
+    let mut progress = |done: u64, _total: u64| bar.set_position(done);
+    let start = Instant::now();
+    let (loaded, direct) = match &allocated {
+        Allocated::Broker(broker, buffer) => (
+            broker.load_path(buffer, &args.file, span, &mut progress)?,
+            None,
+        ),
+        Allocated::Direct { buffer, .. } => {
+            let moved = FileIo::open()?.load_path(&args.file, buffer, span, &mut progress)?;
+            (moved.bytes, Some(moved.direct_bytes))
+        }
+    };
+    let took = start.elapsed();
+    bar.finish_and_clear();
+    let via = direct.map_or(String::new(), |direct| {
+        format!(", {} by direct I/O", units::bytes(direct))
+    });
+    println!(
+        "loaded {} ({loaded} bytes{via}) into {} on heap {} in {}: {}",
+        units::bytes(loaded),
+        display_name(&allocated),
+        allocated.heap(),
+        units::ms(took),
+        units::rate(loaded, took)
+    );
+    if args.checksum {
+        let buffer = allocated.buffer();
+        let mapping = buffer.map()?;
+        let access = buffer.cpu_access(SyncDirection::Read)?;
+        let checksum = xxhash_rust::xxh3::xxh3_64(&mapping.as_slice()[..loaded as usize]);
+        access.end()?;
+        println!("xxh3 {checksum:016x}");
+    }
+    allocated.free()
+}
+
+/// `store`.
+pub fn store(args: &StoreArgs) -> Result<()> {
+    let source = SourceArgs::direct(&args.heap);
+    let allocated = Allocated::new(args.size, &source)?;
+    let buffer = allocated.buffer();
+    let io = FileIo::open()?;
+    let len = args.size;
+    match &args.from {
+        Some(from) => {
+            let filled = io.load_path(from, buffer, Span::start(len), &mut |_, _| {})?;
+            if filled.bytes < len {
+                bail!(
+                    "{} has only {} bytes, fewer than --size {len}",
+                    from.display(),
+                    filled.bytes
+                );
+            }
+        }
+        None => {
+            let mut mapping = buffer.map()?;
+            let access = buffer.cpu_access(SyncDirection::Write)?;
+            for (at, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
+                *byte = (at / 4096) as u8;
+            }
+            access.end()?;
+        }
+    }
+    let bar = progress_bar(len, "storing");
+    let start = Instant::now();
+    let moved = io.store_path(&args.file, buffer, Span::start(len), &mut |done, _| {
+        bar.set_position(done)
+    })?;
+    let took = start.elapsed();
+    bar.finish_and_clear();
+    println!(
+        "stored {} ({} bytes, {} by direct I/O) from heap {} to {} in {}: {}",
+        units::bytes(moved.bytes),
+        moved.bytes,
+        units::bytes(moved.direct_bytes),
+        allocated.heap(),
+        args.file.display(),
+        units::ms(took),
+        units::rate(moved.bytes, took)
+    );
+    allocated.free()
+}
+
+fn display_name(allocated: &Allocated) -> &str {
+    match allocated.name() {
+        "" => "an unnamed buffer",
+        name => name,
+    }
+}
