@@ -193,21 +193,12 @@ fn native_load_file<'local>(
             handle::borrow::<NativeBuffer>(buffer)?,
         )
     };
-    // The last report seen: (done, total).
-    let mut last = (0, 0);
     let mut report = |done: u64, total: u64| {
-        last = (done, total);
         if !listener.is_null() {
             on_progress(env, &listener, done, total);
         }
     };
     let loaded = broker.load_path(buffer.buffer(), Path::new(&path), span, &mut report)?;
-    // The broker reports after each whole chunk, so a load that ends at the end of the file,
-    // inside a chunk, has bytes it never reported: the listener hears them here, so that its
-    // last report always counts everything loaded.
-    if loaded > last.0 && !listener.is_null() {
-        on_progress(env, &listener, loaded, last.1.max(loaded));
-    }
     if env.exception_check() {
         // The listener threw: its exception is what Java sees.
         return Err(jni::errors::Error::JavaException.into());
