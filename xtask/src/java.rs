@@ -4,7 +4,8 @@
 //! JUnit 4 tests (`sdk/java/tests/src`) and the rig's runner (`tests/junit`) with Debian's
 //! JDK 17, `--release 17 -Xlint:all -Werror`, into `target/java`; a failure or a warning fails
 //! that check. In the guest: runs every `*Test` class as the suite `java`, through the runner,
-//! which reports in libtest's format so the tally counts each test. The tests start their own
+//! which reports in libtest's format so the tally counts each test, under the JVM's JNI checks
+//! (`-Xcheck:jni`), whose complaints fail a check of their own. The tests start their own
 //! rsheapd (`$RSHEAPD`, from the broker suites' set-up) with the shipped configuration.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,14 @@ const JUNIT_JARS: [&str; 2] = ["/usr/share/java/junit4.jar", "/usr/share/java/ha
 
 /// The runner that reports JUnit results in libtest's format.
 const RUNNER: &str = "dev.rsheap.rig.LibtestRunner";
+
+/// What HotSpot's `-Xcheck:jni` prints when native code misuses JNI: a call with an exception
+/// pending, more local references than the frame's capacity, a fatal misuse.
+const JNI_CHECK_MARKERS: [&str; 3] = [
+    "WARNING in native method",
+    "JNI local refs",
+    "FATAL ERROR in native method",
+];
 
 /// What the guest needs to run the suite.
 pub struct JavaSuite {
@@ -59,14 +68,27 @@ impl JavaSuite {
     pub fn script(&self) -> String {
         let tests = self.tests.join(" ");
         format!(
-            "echo 'rig: suite {SUITE}'\n{} -Djava.library.path={} -Drsheap.config={} -cp {} \
-             {RUNNER} {tests} > suite-{SUITE}.log 2>&1\n",
+            "echo 'rig: suite {SUITE}'\n{} -Xcheck:jni -Djava.library.path={} \
+             -Drsheap.config={} -cp {} {RUNNER} {tests} > suite-{SUITE}.log 2>&1\n",
             self.java.display(),
             self.library_dir.display(),
             self.config.display(),
             self.classpath,
         )
     }
+}
+
+/// Records whether the JVM's JNI checks (`-Xcheck:jni`) found misuse in the suite's log.
+pub fn check_jni(log: &str, tally: &mut Tally) {
+    let misuse: Vec<&str> = log
+        .lines()
+        .filter(|line| JNI_CHECK_MARKERS.iter().any(|marker| line.contains(marker)))
+        .collect();
+    tally.record(
+        "java: -Xcheck:jni reports no JNI misuse",
+        misuse.is_empty(),
+        &misuse.join("\n"),
+    );
 }
 
 /// Debian's JDK 17 for this machine's architecture (package `openjdk-17-jdk-headless`).
@@ -212,4 +234,37 @@ fn test_classes_in(root: &Path) -> Result<Vec<String>> {
         bail!("no *Test classes under {}", root.display());
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jni_check_complaints_fail_the_check() {
+        let mut tally = Tally::default();
+        check_jni(
+            "test A.b ... ok\ntest result: ok. 1 passed; 0 failed\n",
+            &mut tally,
+        );
+        assert!(tally.all_passed());
+        check_jni(
+            "WARNING in native method: JNI call made without checking exceptions when required to from CallVoidMethod\n",
+            &mut tally,
+        );
+        assert!(!tally.all_passed());
+    }
+
+    #[test]
+    fn test_classes_are_named_from_their_paths() {
+        let root = std::env::temp_dir().join(format!("rsheap-java-{}", std::process::id()));
+        let package = root.join("dev/rsheap");
+        std::fs::create_dir_all(&package).expect("make the folders");
+        for file in ["HeapBrokerTest.java", "Daemon.java"] {
+            std::fs::write(package.join(file), "").expect("write a source");
+        }
+        let names = test_classes_in(&root).expect("find the tests");
+        std::fs::remove_dir_all(&root).expect("clean up");
+        assert_eq!(names, ["dev.rsheap.HeapBrokerTest"]);
+    }
 }

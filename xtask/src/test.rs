@@ -375,6 +375,9 @@ fn guest_suites(
             print_libtest_lines(&log);
         }
     }
+    if java.is_some() {
+        java::check_jni(&run.read(&format!("suite-{}.log", java::SUITE)), tally);
+    }
     let dma_errors = run.read("dma-api-errors.txt");
     tally.record(
         "DMA-API debugging counts no errors",
