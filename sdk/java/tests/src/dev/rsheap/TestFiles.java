@@ -58,6 +58,30 @@ final class TestFiles {
         return digest.digest();
     }
 
+    /**
+     * Writes {@code length} bytes to {@code path} that repeat one random MiB drawn from
+     * {@code seed}, syncs them to the disk and returns that MiB: byte {@code i} of the file is
+     * byte {@code i % 2^20} of it. Cheaper than {@link #writeRandomFile} where the content
+     * matters less than the size.
+     */
+    static byte[] writeRepeatingFile(Path path, long length, long seed) throws IOException {
+        byte[] piece = new byte[1 << 20];
+        new SplittableRandom(seed).nextBytes(piece);
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.CREATE,
+                StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
+            long left = length;
+            while (left > 0) {
+                ByteBuffer bytes = ByteBuffer.wrap(piece, 0, (int) Math.min(left, piece.length));
+                left -= bytes.remaining();
+                while (bytes.hasRemaining()) {
+                    channel.write(bytes);
+                }
+            }
+            channel.force(true);
+        }
+        return piece;
+    }
+
     /** The SHA-256 of the first {@code length} bytes of {@code bytes}. */
     static byte[] sha256(ByteBuffer bytes, int length) {
         ByteBuffer view = bytes.duplicate();
