@@ -20,7 +20,7 @@ pub fn run() -> Result<()> {
     script += &test::binder_script(&env, &rsheapd);
     script += &format!(
         "$RSHEAPD --config {} > rsheapd.log 2>&1 &\n\
-         dd if=/dev/urandom of=/run/scratch/weights.bin bs=1M count=96 status=none\n\
+         dd if=/dev/urandom of=/run/scratch/weights.bin bs=1M count=96 status=none && sync\n\
          # rsheapctl waits 5 s for the broker; rsheapd may take longer to start under TCG.\n\
          for try in 1 2 3 4; do {ctl} dump > /dev/null 2>&1 && break; done\n",
         config.display(),
