@@ -1,31 +1,44 @@
-//! `cargo xtask demo`: boots the test kernel, loads rsheap.ko and shows rsheap at work beside
-//! the in-tree `system` heap, using the `rsheapctl` tool a user would.
+//! `cargo xtask demo`: boots the test kernel, loads rsheap.ko, starts rsheapd, and shows the
+//! stack at work with the `rsheapctl` tool a user would: heaps, a model file loaded through the
+//! broker and straight from the heap, who holds what, the counters, and rsheap beside the
+//! in-tree `system` heap.
 
 use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::guest::{self, Echo};
-use crate::{kmod, setup};
+use crate::{kmod, setup, test};
 
 pub fn run() -> Result<()> {
     let env = setup::run()?;
     let (module, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let ctl = env.build_release("rsheapctl", "rsheapctl")?;
-    let script = format!(
-        "insmod {module} || exit 1\n\
-         echo\n\
-         echo '$ rsheapctl heaps'\n\
-         {ctl} heaps\n\
-         echo\n\
-         echo '$ rsheapctl bench --heaps rsheap,system --sizes 1M,8M,32M,256M'\n\
-         {ctl} bench --heaps rsheap,system --sizes 1M,8M,32M,256M\n\
-         echo\n\
-         echo '$ cat /sys/kernel/debug/rsheap/stats'\n\
-         sleep 1; cat /sys/kernel/debug/rsheap/stats\n",
-        module = module.display(),
-        ctl = ctl.display(),
+    let rsheapd = env.build_release("rsheap-broker", "rsheapd")?;
+    let config = env.root.join("service/rsheapd.toml");
+    let mut script = format!("insmod {} || exit 1\n", module.display());
+    script += &test::binder_script(&env, &rsheapd);
+    script += &format!(
+        "$RSHEAPD --config {} > rsheapd.log 2>&1 &\n\
+         dd if=/dev/urandom of=/run/scratch/weights.bin bs=1M count=96 status=none && sync\n\
+         # rsheapctl waits 5 s for the broker; rsheapd may take longer to start under TCG.\n\
+         for try in 1 2 3 4; do {ctl} dump > /dev/null 2>&1 && break; done\n",
+        config.display(),
+        ctl = ctl.display()
     );
+    for command in [
+        "heaps",
+        "load /run/scratch/weights.bin --usage model-weights --checksum",
+        "load /run/scratch/weights.bin --direct --checksum",
+        "alloc 8M --usage camera-frame --name preview",
+        "stat",
+        "bench --heaps rsheap,system --sizes 1M,8M,32M,256M",
+    ] {
+        script += &format!(
+            "echo\necho '$ rsheapctl {command}'\n{} {command}\n",
+            ctl.display()
+        );
+    }
     println!(
         "\nbooting kernel {} under QEMU (TCG) ...",
         env.kernel.release
