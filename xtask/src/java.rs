@@ -65,10 +65,17 @@ pub fn build(env: &Env, tally: &mut Tally) -> Option<JavaSuite> {
 
 impl JavaSuite {
     /// Guest script lines that run the tests into `suite-java.log`.
+    ///
+    /// The JVM runs pinned to one vCPU, and so do the JVMs and rsheapds the tests start, which
+    /// inherit the affinity. Spread over the guest's two vCPUs, HotSpot under QEMU 7.2's
+    /// multi-threaded TCG now and then dies of SIGSEGV or SIGILL at the entry of a method C1
+    /// has just compiled, as if that vCPU ran stale code: a plain Java loop over a direct
+    /// ByteBuffer, without rsheap, died in 7 of 20 runs (2 of 8 also with `-XX:UseAVX=0`), and
+    /// this suite in 7 of 21; pinned, none of 8 and none of 6.
     pub fn script(&self) -> String {
         let tests = self.tests.join(" ");
         format!(
-            "echo 'rig: suite {SUITE}'\n{} -Xcheck:jni -Djava.library.path={} \
+            "echo 'rig: suite {SUITE}'\ntaskset -c 0 {} -Xcheck:jni -Djava.library.path={} \
              -Drsheap.config={} -cp {} {RUNNER} {tests} > suite-{SUITE}.log 2>&1\n",
             self.java.display(),
             self.library_dir.display(),
