@@ -8,6 +8,7 @@ mod aidl_api;
 mod bench;
 mod demo;
 mod guest;
+mod java;
 mod kernel;
 mod kmod;
 mod progress;

@@ -36,6 +36,11 @@ const APT_PACKAGES: &[&str] = &[
     "e2fsprogs",
     // The benchmark plot's font.
     "fonts-dejavu-core",
+    // The Java API: javac and the JVM (host and guest run the same one), and JUnit 4 with the
+    // hamcrest it needs for the Java tests.
+    "openjdk-17-jdk-headless",
+    "junit4",
+    "libhamcrest-java",
 ];
 
 /// The bindgen the 6.12 kernel's Rust build is known to work with; Debian's is too old.

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: every check, each counted, ending with `N passed, N failed`.
 //!
 //! Host: rustfmt and clippy over the workspace and the kernel module, the workspace's unit and
-//! doc tests, and a warning-free module build. Guest: the kernel's dmabuf-heaps selftest and
-//! the `rsheap-suites` test binaries, in one boot, then the dmesg gate.
+//! doc tests, a warning-free module build, and a warning-free build of the Java API. Guest: the
+//! kernel's dmabuf-heaps selftest, the `rsheap-suites` test binaries and the Java tests (see
+//! [`java`]), in one boot, then the dmesg gate.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::aidl_api;
 use crate::guest::{self, Echo};
+use crate::java::{self, JavaSuite};
 use crate::kmod;
 use crate::progress::human_duration;
 use crate::setup::{self, Env};
@@ -69,6 +71,7 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
 
     println!("\nhost checks");
     host_checks(&env, &mut tally);
+    let java = java::build(&env, &mut tally);
 
     println!("\nkernel modules");
     let mut modules = Vec::new();
@@ -101,7 +104,10 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
                 .filter(|(name, _)| boot.runs(name) && only_suite.is_none_or(|only| only == name))
                 .cloned()
                 .collect();
-            if suites.is_empty() && only_suite.is_some() {
+            let java = java.as_ref().filter(|_| {
+                boot.runs(java::SUITE) && only_suite.is_none_or(|only| only == java::SUITE)
+            });
+            if suites.is_empty() && java.is_none() && only_suite.is_some() {
                 continue;
             }
             println!("\nemulator: {} (kernel {})", boot.what, env.kernel.release);
@@ -111,7 +117,7 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
                 probe,
                 programs,
             };
-            guest_suites(&env, boot, selftest, &binaries, &suites, &mut tally)?;
+            guest_suites(&env, boot, selftest, &binaries, &suites, java, &mut tally)?;
         }
     }
 
@@ -286,6 +292,7 @@ fn guest_suites(
     selftest: bool,
     binaries: &GuestBinaries,
     suites: &[(String, PathBuf)],
+    java: Option<&JavaSuite>,
     tally: &mut Tally,
 ) -> Result<()> {
     let mut script = String::new();
@@ -295,9 +302,10 @@ fn guest_suites(
         boot.module_args,
         binaries.probe.display()
     );
-    if suites
-        .iter()
-        .any(|(name, _)| BROKER_SUITES.contains(&name.as_str()))
+    if java.is_some()
+        || suites
+            .iter()
+            .any(|(name, _)| BROKER_SUITES.contains(&name.as_str()))
     {
         script += &binder_script(env, &binaries.programs.rsheapd);
     }
@@ -317,6 +325,9 @@ fn guest_suites(
             "echo 'rig: suite {name}'\n{} --test-threads=1 > suite-{name}.log 2>&1\n",
             path.display()
         );
+    }
+    if let Some(java) = java {
+        script += &java.script();
     }
     // kmemleak only reports objects older than five seconds.
     script += "sleep 6; echo scan > /sys/kernel/debug/kmemleak; cat /sys/kernel/debug/kmemleak > kmemleak.txt\n";
@@ -352,13 +363,20 @@ fn guest_suites(
         }
     }
 
-    for (name, _) in suites {
+    let names = suites
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .chain(java.map(|_| java::SUITE));
+    for name in names {
         let log = run.read(&format!("suite-{name}.log"));
         if !tally.add_libtest(name, &log) {
             tally.record(&format!("suite {name} ran"), false, &guest::tail(&log, 40));
         } else {
             print_libtest_lines(&log);
         }
+    }
+    if java.is_some() {
+        java::check_jni(&run.read(&format!("suite-{}.log", java::SUITE)), tally);
     }
     let dma_errors = run.read("dma-api-errors.txt");
     tally.record(

@@ -1,0 +1,35 @@
+package dev.rsheap;
+
+import java.io.IOException;
+
+/**
+ * A client process that dies holding buffers, for {@link ClientLifecycleTest}: allocates
+ * {@code count} buffers of {@code size} bytes, touches them, prints {@code allocated}, waits
+ * until its standard input closes, and halts without closing anything.
+ */
+public final class LeakyClient {
+    private LeakyClient() {}
+
+    /**
+     * Runs the client.
+     *
+     * @param args the buffer count and the size of each buffer in bytes
+     * @throws IOException if the broker refuses or standard input fails
+     */
+    public static void main(String[] args) throws IOException {
+        int count = Integer.parseInt(args[0]);
+        long size = Long.parseLong(args[1]);
+        HeapBroker broker = HeapBroker.connect();
+        for (int i = 0; i < count; i++) {
+            Buffer buffer = broker.allocate(size, Usage.SCRATCH);
+            buffer.map().put(0, (byte) i);
+        }
+        System.out.println("allocated " + count);
+        System.out.flush();
+        while (System.in.read() != -1) {
+            // Wait for the parent to close our input.
+        }
+        // No close, no shutdown hooks: as if the process were killed.
+        Runtime.getRuntime().halt(0);
+    }
+}
