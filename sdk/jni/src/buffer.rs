@@ -13,9 +13,9 @@ use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
 
 use jni::objects::{JByteBuffer, JClass, JObject, JString};
-use jni::sys::jlong;
+use jni::sys::{jboolean, jint, jlong};
 use jni::{jni_sig, jni_str, native_method, Env, JValue, NativeMethod};
-use rsheap::{Broker, BrokerBuffer, Mapping, Span};
+use rsheap::{Broker, BrokerBuffer, Mapping, Span, SyncDirection};
 
 use crate::errors::{Failure, Result, ThrowRsheapException};
 use crate::handle;
@@ -40,6 +40,10 @@ pub const METHODS: &[NativeMethod] = &[
     },
     native_method! {
         static fn native_free(broker: jlong, buffer: jlong),
+        error_policy = ThrowRsheapException,
+    },
+    native_method! {
+        static fn native_sync(buffer: jlong, start: jboolean, direction: jint),
         error_policy = ThrowRsheapException,
     },
 ];
@@ -249,6 +253,34 @@ fn native_free<'local>(
         // when it sees this client die). Neither leaves anything to undo, so `close()` stays
         // quiet about them.
         let _ = broker.free(buffer);
+    }
+    Ok(())
+}
+
+/// `void nativeSync(long buffer, boolean start, int direction)`: starts or ends CPU access;
+/// `direction` holds `CpuAccess.Direction`'s `DMA_BUF_SYNC_READ` and `_WRITE` flags.
+fn native_sync<'local>(
+    _env: &mut Env<'local>,
+    _class: JClass<'local>,
+    buffer: jlong,
+    start: jboolean,
+    direction: jint,
+) -> Result<()> {
+    let direction = match direction {
+        1 => SyncDirection::Read,
+        2 => SyncDirection::Write,
+        3 => SyncDirection::ReadWrite,
+        other => return Err(Failure::Argument(format!("no sync direction {other}"))),
+    };
+    // SAFETY: Java passes the handle of an open Buffer and holds its lock, which keeps
+    // `nativeFree` from taking it during the call.
+    let buffer = unsafe { handle::borrow::<NativeBuffer>(buffer) }?
+        .buffer()
+        .buffer();
+    if start {
+        buffer.begin_cpu_access(direction)?;
+    } else {
+        buffer.end_cpu_access(direction)?;
     }
     Ok(())
 }

@@ -112,14 +112,27 @@ impl Buffer {
 
     /// Starts CPU access in `direction`; access ends when the guard drops.
     pub fn cpu_access(&self, direction: SyncDirection) -> Result<CpuAccess<'_>> {
-        sync(
-            self.fd.as_fd(),
-            uapi::DMA_BUF_SYNC_START | direction.flags(),
-        )?;
+        self.begin_cpu_access(direction)?;
         Ok(CpuAccess {
             buffer: self,
             direction,
         })
+    }
+
+    /// Starts CPU access in `direction` (`DMA_BUF_SYNC_START`), for callers that cannot hold
+    /// a [`CpuAccess`] guard, such as bindings to other languages; each start needs an
+    /// [`Buffer::end_cpu_access`] in the same direction.
+    pub fn begin_cpu_access(&self, direction: SyncDirection) -> Result<()> {
+        sync(
+            self.fd.as_fd(),
+            uapi::DMA_BUF_SYNC_START | direction.flags(),
+        )
+    }
+
+    /// Ends CPU access in `direction` (`DMA_BUF_SYNC_END`): what the CPU wrote becomes
+    /// visible to devices.
+    pub fn end_cpu_access(&self, direction: SyncDirection) -> Result<()> {
+        sync(self.fd.as_fd(), uapi::DMA_BUF_SYNC_END | direction.flags())
     }
 }
 
@@ -205,10 +218,7 @@ pub struct CpuAccess<'a> {
 impl CpuAccess<'_> {
     /// Ends the access now, reporting a failure that drop would have to ignore.
     pub fn end(self) -> Result<()> {
-        let result = sync(
-            self.buffer.fd.as_fd(),
-            uapi::DMA_BUF_SYNC_END | self.direction.flags(),
-        );
+        let result = self.buffer.end_cpu_access(self.direction);
         std::mem::forget(self);
         result
     }
@@ -217,10 +227,7 @@ impl CpuAccess<'_> {
 impl Drop for CpuAccess<'_> {
     fn drop(&mut self) {
         // An end that fails leaves nothing to undo; `end` reports it to callers who care.
-        let _ = sync(
-            self.buffer.fd.as_fd(),
-            uapi::DMA_BUF_SYNC_END | self.direction.flags(),
-        );
+        let _ = self.buffer.end_cpu_access(self.direction);
     }
 }
 

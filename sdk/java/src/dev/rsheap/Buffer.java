@@ -101,6 +101,38 @@ public final class Buffer implements AutoCloseable {
     }
 
     /**
+     * Opens a window of CPU access in {@code direction}; close it when the CPU is done, before
+     * a device uses the buffer. See {@link CpuAccess}.
+     *
+     * @param direction whether the CPU reads, writes or both
+     * @return the open access, to close
+     * @throws RsheapException if the kernel refuses the sync
+     * @throws IllegalStateException if the buffer is closed
+     */
+    public CpuAccess beginCpuAccess(CpuAccess.Direction direction) throws RsheapException {
+        Objects.requireNonNull(direction, "direction");
+        long buffer = handle.acquire();
+        try {
+            nativeSync(buffer, true, direction.flags());
+        } finally {
+            handle.release();
+        }
+        return new CpuAccess(this, direction);
+    }
+
+    /** Ends an access {@link CpuAccess#close()} ends, unless the buffer is closed. */
+    void endCpuAccess(CpuAccess.Direction direction) throws RsheapException {
+        long buffer = handle.acquireIfOpen();
+        try {
+            if (buffer != 0) {
+                nativeSync(buffer, false, direction.flags());
+            }
+        } finally {
+            handle.release();
+        }
+    }
+
+    /**
      * Loads a whole file into the start of the buffer: the file's size or the buffer's,
      * whichever is less.
      *
@@ -194,4 +226,7 @@ public final class Buffer implements AutoCloseable {
             throws RsheapException;
 
     private static native void nativeFree(long broker, long buffer);
+
+    private static native void nativeSync(long buffer, boolean start, int direction)
+            throws RsheapException;
 }

@@ -77,6 +77,45 @@ public class HeapBrokerTest {
     }
 
     @Test
+    public void cpuAccessBracketsWritesAndReads() throws Exception {
+        try (HeapBroker broker = HeapBroker.connect()) {
+            for (boolean cached : new boolean[] {true, false}) {
+                Buffer buffer = broker.allocate(MIB,
+                        AllocationOptions.forUsage(Usage.CAMERA_FRAME).withCached(cached));
+                ByteBuffer bytes = buffer.map();
+                try (CpuAccess access = buffer.beginCpuAccess(CpuAccess.Direction.WRITE)) {
+                    assertEquals(CpuAccess.Direction.WRITE, access.direction());
+                    for (int i = 0; i < bytes.capacity(); i++) {
+                        bytes.put(i, pattern(9, i));
+                    }
+                }
+                int wrong = 0;
+                try (CpuAccess access = buffer.beginCpuAccess(CpuAccess.Direction.READ)) {
+                    assertEquals(CpuAccess.Direction.READ, access.direction());
+                    for (int i = 0; i < bytes.capacity(); i++) {
+                        if (bytes.get(i) != pattern(9, i)) {
+                            wrong++;
+                        }
+                    }
+                }
+                assertEquals(buffer.heap() + ": bytes that differ", 0, wrong);
+                // An access still open when the buffer closes ends with it, and ending it
+                // afterwards does nothing.
+                CpuAccess open = buffer.beginCpuAccess(CpuAccess.Direction.READ_WRITE);
+                buffer.close();
+                open.close();
+                assertThrows(IllegalStateException.class,
+                        () -> buffer.beginCpuAccess(CpuAccess.Direction.READ));
+                assertThrows(NullPointerException.class, () -> {
+                    try (Buffer other = broker.allocate(4096, Usage.SCRATCH)) {
+                        other.beginCpuAccess(null);
+                    }
+                });
+            }
+        }
+    }
+
+    @Test
     public void heapsReportTheBrokersAccounting() throws Exception {
         try (HeapBroker broker = HeapBroker.connect()) {
             HeapInfo before = heap(broker.heaps(), "rsheap");
