@@ -2,8 +2,9 @@
 //! held as the HeapBroker's handle.
 //!
 //! The SDK's `Broker` reconnects by itself after rsheapd restarts, so one HeapBroker object
-//! serves across restarts. Closing it drops the client token: the broker then frees what this
-//! client still held, as it does when a client process dies.
+//! serves across restarts. Closing it drops the connection and its client token; the broker
+//! hears of a token's death only when this process dies, so `HeapBroker.close()` frees its open
+//! buffers through the broker first.
 
 use jni::objects::{JClass, JObject, JObjectArray, JString};
 use jni::sys::{jboolean, jint, jlong};
