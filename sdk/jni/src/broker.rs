@@ -7,6 +7,7 @@
 //! buffers through the broker first.
 
 use jni::objects::{JClass, JObject, JObjectArray, JString};
+use jni::refs::Global;
 use jni::sys::{jboolean, jint, jlong};
 use jni::{jni_sig, native_method, Env, JValue, NativeMethod};
 use rsheap::{AllocationOptions, Broker, Usage};
@@ -128,20 +129,7 @@ fn native_heaps<'local>(
     // SAFETY: Java passes the handle of an open HeapBroker and holds its read lock.
     let broker = unsafe { handle::borrow::<Broker>(handle) }?;
     let heaps = broker.heaps()?;
-    let array = env.new_object_array(
-        length(heaps.len())?,
-        &classes::get()?.heap_info,
-        JObject::null(),
-    )?;
-    for (index, heap) in heaps.iter().enumerate() {
-        // A frame per element: the element's strings and arrays go when it is stored.
-        env.with_local_frame(8, |env| -> Result<()> {
-            let info = classes::heap_info(env, heap)?;
-            array.set_element(env, index, &info)?;
-            Ok(())
-        })?;
-    }
-    Ok(array)
+    object_array(env, &classes::get()?.heap_info, &heaps, classes::heap_info)
 }
 
 /// `BufferInfo[] nativeBuffers(long handle)`: this client's buffers, oldest first.
@@ -153,17 +141,28 @@ fn native_buffers<'local>(
     // SAFETY: Java passes the handle of an open HeapBroker and holds its read lock.
     let broker = unsafe { handle::borrow::<Broker>(handle) }?;
     let buffers = broker.buffers()?;
-    let array = env.new_object_array(
-        length(buffers.len())?,
+    object_array(
+        env,
         &classes::get()?.buffer_info,
-        JObject::null(),
-    )?;
-    for (index, buffer) in buffers.iter().enumerate() {
-        // A frame per element: a client may hold thousands of buffers, more than the local
-        // reference table of one native call allows.
+        &buffers,
+        classes::buffer_info,
+    )
+}
+
+/// A Java array of `class` with `make(item)` for each of `items`. Each element is made in a
+/// local frame of its own: a client may hold thousands of buffers, more than the local
+/// reference table of one native call allows.
+fn object_array<'local, T>(
+    env: &mut Env<'local>,
+    class: &Global<JClass<'static>>,
+    items: &[T],
+    make: for<'frame> fn(&mut Env<'frame>, &T) -> Result<JObject<'frame>>,
+) -> Result<JObjectArray<'local>> {
+    let array = env.new_object_array(length(items.len())?, class, JObject::null())?;
+    for (index, item) in items.iter().enumerate() {
         env.with_local_frame(8, |env| -> Result<()> {
-            let info = classes::buffer_info(env, buffer)?;
-            array.set_element(env, index, &info)?;
+            let element = make(env, item)?;
+            array.set_element(env, index, &element)?;
             Ok(())
         })?;
     }
