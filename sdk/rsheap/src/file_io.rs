@@ -48,18 +48,19 @@ impl Span {
         Self::start(Self::TO_END)
     }
 
-    /// This span with [`Span::TO_END`] replaced by the bytes there are.
-    fn resolve(self, file_len: u64, buffer_len: u64, store: bool) -> Self {
+    /// This span with [`Span::TO_END`] replaced by the bytes there are in `file` (for a
+    /// load) and `buffer`.
+    fn resolve(self, file: &impl AsFd, buffer: &Buffer, store: bool) -> Result<Self> {
         if self.len != Self::TO_END {
-            return self;
+            return Ok(self);
         }
-        let in_buffer = buffer_len.saturating_sub(self.buffer_offset);
+        let in_buffer = (buffer.len() as u64).saturating_sub(self.buffer_offset);
         let len = if store {
             in_buffer
         } else {
-            in_buffer.min(file_len.saturating_sub(self.file_offset))
+            in_buffer.min(file_len(file)?.saturating_sub(self.file_offset))
         };
-        Self { len, ..self }
+        Ok(Self { len, ..self })
     }
 }
 
@@ -197,7 +198,7 @@ impl FileIo {
         path: IoPath,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Transferred> {
-        let span = span.resolve(file_len(file)?, buffer.len() as u64, store);
+        let span = span.resolve(file, buffer, store)?;
         let mut done = Transferred {
             bytes: 0,
             direct_bytes: 0,
@@ -229,11 +230,7 @@ impl FileIo {
         span: Span,
         path: IoPath,
     ) -> Result<Transferred> {
-        let span = if span.len == Span::TO_END {
-            span.resolve(file_len(file)?, buffer.len() as u64, store)
-        } else {
-            span
-        };
+        let span = span.resolve(file, buffer, store)?;
         let mut request = RsheapTransfer {
             flags: match path {
                 IoPath::Auto => 0,
