@@ -17,10 +17,10 @@ pub struct LoadArgs {
     /// The file to load.
     file: PathBuf,
     /// Where in the file to start.
-    #[arg(long, default_value = "0", value_parser = parse_offset)]
+    #[arg(long, default_value = "0", value_parser = units::parse_offset)]
     offset: u64,
     /// Bytes to load (default: to the end of the file).
-    #[arg(long, value_parser = crate::units::parse_size)]
+    #[arg(long, value_parser = units::parse_size)]
     length: Option<u64>,
     #[command(flatten)]
     source: SourceArgs,
@@ -35,7 +35,7 @@ pub struct StoreArgs {
     /// The file to write; created, or truncated if it exists.
     file: PathBuf,
     /// The buffer's size (binary units: 4K, 1M, 2G).
-    #[arg(long, value_parser = crate::units::parse_size)]
+    #[arg(long, value_parser = units::parse_size)]
     size: u64,
     /// Fill the buffer from this file first (else with a byte pattern).
     #[arg(long)]
@@ -43,13 +43,6 @@ pub struct StoreArgs {
     /// The heap of rsheap's to allocate from.
     #[arg(long, default_value = "rsheap")]
     heap: String,
-}
-
-fn parse_offset(text: &str) -> Result<u64, String> {
-    if text == "0" {
-        return Ok(0);
-    }
-    crate::units::parse_size(text)
 }
 
 /// A byte-counting bar on standard error, hidden when that is not a terminal.
