@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use log::{error, info};
-use rsbinder::{hub, ProcessState};
+use rsheap_binder::{Interface as _, BROKER_INSTANCE};
 use rsheap_broker::{Broker, Config, HeapBrokerService};
-use vendor_rsheap::BROKER_INSTANCE;
 
 /// Binder threads: loads wait on at most `limits.sync_loads` of them, the rest keep serving.
 const BINDER_THREADS: u32 = 16;
@@ -32,22 +31,12 @@ fn run() -> Result<(), String> {
     let path = config_path()?;
     let config = Config::load(&path).map_err(|err| format!("{}: {err}", path.display()))?;
     let broker = Broker::new(config).map_err(|err| format!("cannot start load workers: {err}"))?;
-    let driver = if std::path::Path::new(rsbinder::DEFAULT_BINDER_PATH).exists() {
-        rsbinder::DEFAULT_BINDER_PATH
-    } else {
-        rsbinder::LEGACY_BINDER_PATH
-    };
-    ProcessState::init(driver, BINDER_THREADS)
-        .map_err(|err| format!("cannot open the binder driver: {err:?}"))?;
-    ProcessState::start_thread_pool();
     let service = HeapBrokerService::new(Arc::new(broker)).into_binder();
-    hub::add_service(BROKER_INSTANCE, service.as_binder())
-        .map_err(|err| format!("cannot register {BROKER_INSTANCE}: {err:?}"))?;
     info!(
-        "serving {BROKER_INSTANCE} with the configuration {}",
+        "registering {BROKER_INSTANCE}, configured by {}",
         path.display()
     );
-    ProcessState::join_thread_pool().map_err(|err| format!("binder thread pool: {err:?}"))
+    rsheap_binder::serve(BROKER_INSTANCE, service.as_binder(), BINDER_THREADS)
 }
 
 fn config_path() -> Result<PathBuf, String> {

@@ -9,19 +9,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, Weak};
 
 use log::{error, warn};
-use rsbinder::{
-    get_calling_pid, get_calling_uid, BinderResult, DeathRecipient, ExceptionCode, Interface,
-    ParcelFileDescriptor, SIBinder, Status, Strong, WIBinder,
+use rsheap_binder::{
+    calling_pid, calling_uid, illegal_state, is_remote, link_to_death, service_error, DeathLink,
+    Dump, ParcelFileDescriptor, Result as BinderResult, SpIBinder, Status, Strong,
 };
 use vendor_rsheap::aidl::vendor::rsheap::{
-    AllocationRequest::AllocationRequest,
-    Buffer::Buffer,
-    BufferInfo::BufferInfo,
-    FileSegment::FileSegment,
-    HeapInfo::HeapInfo,
-    IHeapBroker::{self, IHeapBroker as IHeapBrokerTrait},
-    ILoadCallback::ILoadCallback,
-    Usage::Usage,
+    AllocationRequest::AllocationRequest, Buffer::Buffer, BufferInfo::BufferInfo,
+    FileSegment::FileSegment, HeapInfo::HeapInfo, IHeapBroker::IHeapBroker,
+    ILoadCallback::ILoadCallback, Usage::Usage,
 };
 
 use crate::broker::{Allocated, AllocationSpec, Broker, BufferDesc, ClientId, SegmentSpec};
@@ -35,28 +30,27 @@ const DUMP_UIDS: [u32; 3] = [0, 1000, 2000];
 
 /// A client's token, linked to its death.
 struct ClientLink {
-    token: SIBinder,
+    token: SpIBinder,
     uid: u32,
     id: ClientId,
-    /// Kept alive here: the link holds it weakly.
-    _recipient: Arc<ClientDeath>,
+    /// Frees the client's buffers when its token dies; dropping it cancels that.
+    _death: DeathLink,
 }
 
-/// Frees a client's buffers when its token dies.
-struct ClientDeath {
-    id: ClientId,
-    broker: Weak<Broker>,
-    links: Weak<Mutex<Vec<ClientLink>>>,
-}
-
-impl DeathRecipient for ClientDeath {
-    fn binder_died(&self, _who: &WIBinder) {
-        if let Some(links) = self.links.upgrade() {
-            lock(&links).retain(|link| link.id != self.id);
-        }
-        if let Some(broker) = self.broker.upgrade() {
-            broker.remove_client(self.id);
-        }
+/// What a client's death does: forget its link and free what it held.
+fn client_died(id: ClientId, broker: &Weak<Broker>, links: &Weak<Mutex<Vec<ClientLink>>>) {
+    if let Some(links) = links.upgrade() {
+        // The link is dropped outside the lock: dropping it unlinks from the binder.
+        let gone: Vec<ClientLink> = {
+            let mut links = lock(&links);
+            let (gone, kept) = links.drain(..).partition(|link| link.id == id);
+            *links = kept;
+            gone
+        };
+        drop(gone);
+    }
+    if let Some(broker) = broker.upgrade() {
+        broker.remove_client(id);
     }
 }
 
@@ -76,42 +70,38 @@ impl HeapBrokerService {
     }
 
     /// The binder to register.
-    pub fn into_binder(self) -> Strong<dyn IHeapBrokerTrait> {
-        IHeapBroker::BnHeapBroker::new_binder(self)
+    pub fn into_binder(self) -> Strong<dyn IHeapBroker> {
+        rsheap_binder::new_broker_binder(self)
     }
 
     /// The client the caller is with `token`, registered and linked on first sight.
-    fn client(&self, token: &SIBinder) -> Result<ClientId> {
-        let uid = get_calling_uid();
+    fn client(&self, token: &SpIBinder) -> Result<ClientId> {
+        let uid = calling_uid();
         if let Some(id) = self.find(token, uid) {
             return Ok(id);
         }
-        if token.as_proxy().is_none() {
+        if !is_remote(token) {
             return Err(BrokerError::invalid(
                 "the client token must be a binder of the caller",
             ));
         }
-        let id = self.broker.add_client(uid, get_calling_pid());
-        let recipient = Arc::new(ClientDeath {
-            id,
-            broker: Arc::downgrade(&self.broker),
-            links: Arc::downgrade(&self.links),
-        });
-        let weak: Weak<dyn DeathRecipient> = Arc::downgrade(&recipient) as Weak<dyn DeathRecipient>;
-        if let Err(err) = token.link_to_death(weak) {
-            self.broker.remove_client(id);
-            return Err(BrokerError::invalid(format!(
-                "cannot watch the client token: {err:?}"
-            )));
-        }
+        let id = self.broker.add_client(uid, calling_pid());
+        let (broker, links) = (Arc::downgrade(&self.broker), Arc::downgrade(&self.links));
+        let death = match link_to_death(token, move || client_died(id, &broker, &links)) {
+            Ok(death) => death,
+            Err(err) => {
+                self.broker.remove_client(id);
+                return Err(BrokerError::invalid(format!(
+                    "cannot watch the client token: {err}"
+                )));
+            }
+        };
         let mut links = lock(&self.links);
         // Another call with the same token may have got there first.
         if let Some(link) = links.iter().find(|l| l.token == *token && l.uid == uid) {
             let winner = link.id;
             drop(links);
-            let weak: Weak<dyn DeathRecipient> =
-                Arc::downgrade(&recipient) as Weak<dyn DeathRecipient>;
-            let _ = token.unlink_to_death(weak);
+            drop(death);
             self.broker.remove_client(id);
             return Ok(winner);
         }
@@ -119,12 +109,12 @@ impl HeapBrokerService {
             token: token.clone(),
             uid,
             id,
-            _recipient: recipient,
+            _death: death,
         });
         Ok(id)
     }
 
-    fn find(&self, token: &SIBinder, uid: u32) -> Option<ClientId> {
+    fn find(&self, token: &SpIBinder, uid: u32) -> Option<ClientId> {
         lock(&self.links)
             .iter()
             .find(|link| link.token == *token && link.uid == uid)
@@ -139,13 +129,13 @@ fn serve<T>(call: impl FnOnce() -> Result<T>) -> BinderResult<T> {
         Ok(Err(err)) => Err(status(&err)),
         Err(_) => {
             error!("a call panicked; the broker goes on");
-            Err(Status::from(ExceptionCode::IllegalState))
+            Err(illegal_state())
         }
     }
 }
 
 fn status(err: &BrokerError) -> Status {
-    Status::new_service_specific_error(err.kind.code(), Some(err.message.clone()))
+    service_error(err.kind.code(), &err.message)
 }
 
 fn usage_from_aidl(usage: Usage) -> Result<BufferUsage> {
@@ -200,11 +190,11 @@ fn segment(segment: &FileSegment) -> Result<SegmentSpec> {
     let file = segment
         .file
         .as_ref()
-        .ok_or_else(|| BrokerError::invalid("the segment has no file"))?
-        .try_clone()
-        .map_err(|err| BrokerError::invalid(format!("cannot duplicate the file: {err:?}")))?;
+        .ok_or_else(|| BrokerError::invalid("the segment has no file"))?;
+    let file = rsheap_binder::dup_fd(file)
+        .map_err(|err| BrokerError::invalid(format!("cannot duplicate the file: {err}")))?;
     Ok(SegmentSpec {
-        file: file.into(),
+        file,
         file_offset: segment.fileOffset,
         length: segment.length,
         buffer_offset: segment.bufferOffset,
@@ -240,20 +230,20 @@ fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl Interface for HeapBrokerService {
-    fn dump(&self, writer: &mut dyn std::io::Write, _args: &[String]) -> rsbinder::Result<()> {
-        let text = if DUMP_UIDS.contains(&get_calling_uid()) {
+impl Dump for HeapBrokerService {
+    fn dump(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let text = if DUMP_UIDS.contains(&calling_uid()) {
             self.broker.dump()
         } else {
             "permission denied: only root, system and shell may dump rsheapd\n".to_owned()
         };
-        writer
-            .write_all(text.as_bytes())
-            .map_err(|_| rsbinder::StatusCode::FailedTransaction)
+        out.write_all(text.as_bytes())
     }
 }
 
-impl IHeapBrokerTrait for HeapBrokerService {
+rsheap_binder::impl_interface_with_dump!(HeapBrokerService);
+
+impl IHeapBroker for HeapBrokerService {
     fn r#getHeaps(&self) -> BinderResult<Vec<HeapInfo>> {
         serve(|| {
             Ok(self
@@ -273,7 +263,7 @@ impl IHeapBrokerTrait for HeapBrokerService {
         })
     }
 
-    fn r#allocate(&self, client: &SIBinder, request: &AllocationRequest) -> BinderResult<Buffer> {
+    fn r#allocate(&self, client: &SpIBinder, request: &AllocationRequest) -> BinderResult<Buffer> {
         serve(|| {
             let client = self.client(client)?;
             self.broker.allocate(client, &spec(request)?).map(buffer)
@@ -282,7 +272,7 @@ impl IHeapBrokerTrait for HeapBrokerService {
 
     fn r#allocateBatch(
         &self,
-        client: &SIBinder,
+        client: &SpIBinder,
         requests: &[AllocationRequest],
     ) -> BinderResult<Vec<Buffer>> {
         serve(|| {
@@ -295,7 +285,7 @@ impl IHeapBrokerTrait for HeapBrokerService {
 
     fn r#loadFile(
         &self,
-        client: &SIBinder,
+        client: &SpIBinder,
         buffer_id: i64,
         seg: &FileSegment,
     ) -> BinderResult<i64> {
@@ -309,7 +299,7 @@ impl IHeapBrokerTrait for HeapBrokerService {
 
     fn r#loadFileAsync(
         &self,
-        client: &SIBinder,
+        client: &SpIBinder,
         buffer_id: i64,
         seg: &FileSegment,
         callback: &Strong<dyn ILoadCallback>,
@@ -322,14 +312,14 @@ impl IHeapBrokerTrait for HeapBrokerService {
         })
     }
 
-    fn r#free(&self, client: &SIBinder, buffer_id: i64) -> BinderResult<()> {
+    fn r#free(&self, client: &SpIBinder, buffer_id: i64) -> BinderResult<()> {
         serve(|| {
             let client = self.client(client)?;
             self.broker.free(client, buffer_id)
         })
     }
 
-    fn r#listBuffers(&self, client: &SIBinder) -> BinderResult<Vec<BufferInfo>> {
+    fn r#listBuffers(&self, client: &SpIBinder) -> BinderResult<Vec<BufferInfo>> {
         serve(|| {
             let client = self.client(client)?;
             Ok(self.broker.list(client).into_iter().map(info).collect())

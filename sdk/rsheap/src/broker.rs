@@ -7,25 +7,21 @@
 //! call once (buffers of the old broker are gone by then, so their ids are not found).
 
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{mpsc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use rsbinder::{
-    hub, BinderResult, Interface, ParcelFileDescriptor, ProcessState, SIBinder, StatusCode, Strong,
+use rsheap_binder::{
+    Interface, ParcelFileDescriptor, Result as BinderResult, SpIBinder, Strong, BROKER_INSTANCE,
 };
 use vendor_rsheap::aidl::vendor::rsheap::{
-    AllocationRequest::AllocationRequest,
-    FileSegment::FileSegment,
-    IHeapBroker,
-    IHeapBroker::IHeapBroker as Service,
-    ILoadCallback::{BnLoadCallback, ILoadCallback},
+    AllocationRequest::AllocationRequest, FileSegment::FileSegment, IHeapBroker,
+    IHeapBroker::IHeapBroker as Service, ILoadCallback::ILoadCallback,
 };
 pub use vendor_rsheap::aidl::vendor::rsheap::{
     BufferInfo::BufferInfo, HeapInfo::HeapInfo, Usage::Usage,
 };
-use vendor_rsheap::{ClientToken, BROKER_INSTANCE};
 
 use crate::{Buffer, Error, Result, Span};
 
@@ -175,7 +171,7 @@ impl BrokerBuffer {
 pub struct Broker {
     /// The broker, and how many times it was reconnected to.
     service: Mutex<(Strong<dyn Service>, u64)>,
-    token: SIBinder,
+    token: SpIBinder,
 }
 
 impl std::fmt::Debug for Broker {
@@ -191,7 +187,7 @@ impl Broker {
         binder_init()?;
         Ok(Self {
             service: Mutex::new((lookup()?, 0)),
-            token: ClientToken::new_binder(),
+            token: rsheap_binder::client_token(),
         })
     }
 
@@ -206,10 +202,10 @@ impl Broker {
             debugName: options.debug_name.clone(),
         };
         let (made, generation) = self.call(|service| service.allocate(&self.token, &request))?;
-        let fd: OwnedFd = made
+        let fd = made
             .fd
-            .ok_or_else(|| Error::InvalidArgument("the broker sent no buffer".into()))?
-            .into();
+            .map(rsheap_binder::into_owned_fd)
+            .ok_or_else(|| Error::InvalidArgument("the broker sent no buffer".into()))?;
         Ok(BrokerBuffer {
             buffer: Buffer::from_fd(fd)?,
             info: made.info,
@@ -243,7 +239,7 @@ impl Broker {
         self.check_generation(buffer)?;
         let segment = segment(file, span)?;
         let (sender, events) = mpsc::channel();
-        let callback = BnLoadCallback::new_binder(LoadEvents(sender));
+        let callback = rsheap_binder::new_load_callback(LoadEvents(sender));
         let (_, generation) = self
             .call(|service| service.loadFileAsync(&self.token, buffer.id(), &segment, &callback))?;
         let mut last = None;
@@ -325,26 +321,22 @@ impl Broker {
     /// root, system and shell may read it.
     pub fn dump(&self) -> Result<String> {
         let (service, _) = self.current();
-        let binder = service.as_binder();
-        let proxy = binder
-            .as_proxy()
-            .ok_or_else(|| Error::Unreachable("the broker is not a remote object".into()))?;
-        let (read, write) = ParcelFileDescriptor::pipe()
-            .map_err(|err| Error::Unreachable(format!("make a pipe for the dump: {err:?}")))?;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|errno| Error::os("make a pipe for the dump", errno))?;
         // The broker writes while the call runs: read alongside it, so that a long report
         // cannot fill the pipe and stall both.
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
-            std::fs::File::from(OwnedFd::from(read))
+            std::fs::File::from(read)
                 .read_to_string(&mut text)
                 .map(|_| text)
         });
-        let sent = proxy.dump(OwnedFd::from(write), &[]);
+        let sent = rsheap_binder::dump(&service.as_binder(), write);
         let text = reader
             .join()
             .map_err(|_| Error::Unreachable("the dump reader failed".into()))?
             .map_err(|err| Error::io("read the dump", &err))?;
-        sent.map_err(|err| Error::Unreachable(format!("dump: {err:?}")))?;
+        sent.map_err(|err| Error::Unreachable(format!("dump: {err}")))?;
         Ok(text)
     }
 
@@ -368,7 +360,7 @@ impl Broker {
     fn call<T>(&self, call: impl Fn(&dyn Service) -> BinderResult<T>) -> Result<(T, u64)> {
         let (service, generation) = self.current();
         match call(&*service) {
-            Err(status) if status.transaction_error() == StatusCode::DeadObject => {
+            Err(status) if rsheap_binder::is_dead_object(&status) => {
                 let fresh = lookup()?;
                 let (service, generation) = {
                     let mut current = self.service.lock().unwrap_or_else(PoisonError::into_inner);
@@ -397,18 +389,9 @@ impl Broker {
 /// callbacks arrive on it), once.
 fn binder_init() -> Result<()> {
     static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    INIT.get_or_init(|| {
-        ProcessState::init_default()
-            .map(|_| ProcessState::start_thread_pool())
-            .map_err(|err| {
-                format!(
-                    "cannot open the binder driver: {}",
-                    err.to_string().trim_end()
-                )
-            })
-    })
-    .clone()
-    .map_err(Error::Unreachable)
+    INIT.get_or_init(rsheap_binder::init_client)
+        .clone()
+        .map_err(Error::Unreachable)
 }
 
 /// How often a load that reports nothing checks that the broker still lives.
@@ -481,7 +464,7 @@ impl ILoadCallback for LoadEvents {
 fn lookup() -> Result<Strong<dyn Service>> {
     let start = Instant::now();
     loop {
-        if let Ok(service) = hub::check_interface::<dyn Service>(BROKER_INSTANCE) {
+        if let Some(service) = rsheap_binder::check_broker(BROKER_INSTANCE) {
             if service.getHeaps().is_ok() {
                 return Ok(service);
             }

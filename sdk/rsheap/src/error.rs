@@ -45,13 +45,13 @@ impl Error {
     }
 
     /// The broker's error for a failed binder call.
-    pub(crate) fn from_status(status: rsbinder::Status) -> Self {
-        match status.service_specific_error() {
-            0 => Self::Unreachable(format!("{status:?}")),
-            code => Self::Broker {
-                code: BrokerErrorCode::from_code(code),
-                message: status.message().unwrap_or_default().to_owned(),
+    pub(crate) fn from_status(status: rsheap_binder::Status) -> Self {
+        match rsheap_binder::service_specific(&status) {
+            Some(error) => Self::Broker {
+                code: BrokerErrorCode::from_code(error.code),
+                message: error.message,
             },
+            None => Self::Unreachable(format!("{status:?}")),
         }
     }
 

@@ -12,10 +12,10 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use rsbinder::{hub, ProcessState, SIBinder, Status, StatusCode, Strong};
+use rsheap_binder::BROKER_INSTANCE;
 use vendor_rsheap::aidl::vendor::rsheap::{
     AllocationRequest::AllocationRequest, IHeapBroker::IHeapBroker, Usage::Usage,
 };
-use vendor_rsheap::{ClientToken, BROKER_INSTANCE};
 
 /// The configuration the tree ships.
 pub const SHIPPED_CONFIG: &str = include_str!("../../../service/rsheapd.toml");
@@ -56,7 +56,7 @@ pub fn wait_for_broker() -> Strong<dyn IHeapBroker> {
 /// A new client token.
 pub fn token() -> SIBinder {
     binder_init();
-    ClientToken::new_binder()
+    rsheap_binder::client_token()
 }
 
 /// A request for `size` bytes for `usage`, cached, on the usage's heap.
