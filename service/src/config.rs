@@ -27,7 +27,7 @@ pub enum ConfigError {
     },
     /// The text is not TOML of the expected shape.
     #[error("{0}")]
-    Syntax(#[from] toml::de::Error),
+    Syntax(#[from] basic_toml::Error),
     /// A value is out of range or inconsistent.
     #[error("{key}: {problem}")]
     Invalid {
@@ -105,7 +105,7 @@ impl Config {
 
     /// Parses and checks configuration text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let file: File = toml::from_str(text)?;
+        let file: File = basic_toml::from_str(text)?;
         let mut heaps = BTreeMap::new();
         for (name, choice) in file.usage {
             let usage = BufferUsage::from_config_key(&name).ok_or_else(|| {
