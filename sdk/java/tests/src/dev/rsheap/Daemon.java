@@ -63,7 +63,7 @@ final class Daemon {
         Path log = Files.createTempFile("rsheapd-", ".log");
         Process process = new ProcessBuilder(binary, "--config", configFile.toString())
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectOutput(ProcessBuilder.Redirect.to(new File("/dev/null")))
                 .redirectError(log.toFile())
                 .start();
         Daemon daemon = new Daemon(process, configFile, log);
