@@ -5,6 +5,7 @@
 //! fresh clone with nothing else done by hand.
 
 mod aidl_api;
+mod android;
 mod bench;
 mod demo;
 mod guest;
@@ -43,6 +44,9 @@ enum Command {
     AidlUpdate,
     /// Freeze the AIDL sources as the next version of vendor.rsheap.
     AidlFreeze,
+    /// Check the vendor-tree files (Android.bp, AIDL, VINTF, init, SELinux, tests) offline;
+    /// `test` runs these checks too.
+    AndroidCheck,
     /// Benchmark rsheap beside the in-tree system heap, udmabuf and the raw limit.
     Bench {
         /// Timed runs per workload and variant; medians are reported.
@@ -65,6 +69,7 @@ fn main() -> Result<()> {
         Command::AidlUpdate => aidl_api::update(&setup::workspace_root()?),
         Command::AidlFreeze => aidl_api::freeze(&setup::workspace_root()?),
         Command::Test { suite } => test::run(suite.as_deref()),
+        Command::AndroidCheck => android::run(),
         Command::Bench { runs, only, from } => bench::run(runs, only.as_deref(), from.as_deref()),
     }
 }

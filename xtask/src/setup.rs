@@ -41,6 +41,13 @@ const APT_PACKAGES: &[&str] = &[
     "openjdk-17-jdk-headless",
     "junit4",
     "libhamcrest-java",
+    // The offline checks of the vendor-tree files: Blueprint's formatter, Android 10's AIDL
+    // compiler, SELinux's linter and file-contexts tools, and AOSP's table of user ids.
+    "blueprint-tools",
+    "aidl",
+    "selint",
+    "selinux-utils",
+    "android-platform-system-core-headers",
 ];
 
 /// The bindgen the 6.12 kernel's Rust build is known to work with; Debian's is too old.
@@ -150,7 +157,7 @@ fn privileged(program: &str) -> Command {
     }
 }
 
-fn install_packages() -> Result<()> {
+pub fn install_packages() -> Result<()> {
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
         .copied()

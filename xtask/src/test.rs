@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::aidl_api;
 use crate::guest::{self, Echo};
 use crate::java::{self, JavaSuite};
 use crate::kmod;
 use crate::progress::human_duration;
 use crate::setup::{self, Env};
 use crate::tally::Tally;
+use crate::{aidl_api, android};
 
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
@@ -135,6 +135,7 @@ fn cargo(env: &Env) -> Command {
 
 fn host_checks(env: &Env, tally: &mut Tally) {
     aidl_api::check(&env.root, tally);
+    android::check(&env.root, tally);
     tally.check_command(
         "rustfmt: workspace",
         cargo(env).args(["fmt", "--all", "--check"]),
