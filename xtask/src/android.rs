@@ -543,13 +543,7 @@ struct CargoTarget {
 
 fn cargo_targets(root: &Path) -> Result<Vec<CargoTarget>> {
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--offline",
-        ])
+        .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(root)
         .output()
         .context("run cargo metadata")?;
