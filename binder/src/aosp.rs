@@ -1,4 +1,5 @@
-//! The backend over AOSP's `binder` crate (`libbinder_rs`), for Soong builds.
+//! The backend over AOSP's `binder` crate (`libbinder_rs`), for Soong builds: Android 15 or
+//! later, which has `check_interface` and `ParcelFileDescriptor`'s `OwnedFd` conversions.
 
 use std::os::fd::OwnedFd;
 
@@ -36,8 +37,8 @@ where
     BnLoadCallback::new_binder(callback, BinderFeatures::default())
 }
 
-/// A binder object of the caller's own that answers no transactions: the `client` token of
-/// `IHeapBroker`'s calls. It is VINTF-stable, as the rsbinder backend's is.
+/// A binder object of the caller's own, which the broker only compares and watches: the
+/// `client` token of `IHeapBroker`'s calls. It is VINTF-stable, as the rsbinder backend's is.
 pub fn client_token() -> SpIBinder {
     Binder::new_with_stability((), Stability::Vintf).as_binder()
 }
