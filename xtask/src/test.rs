@@ -22,7 +22,14 @@ use crate::{aidl_api, android};
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
 /// The suites that need binder and rsheapd.
-const BROKER_SUITES: [&str; 3] = ["broker", "cli", "sdk_broker"];
+const BROKER_SUITES: [&str; 4] = ["broker", "cli", "sdk_broker", SYSTEM_BROKER_SUITE];
+
+/// The instance rsheapd registers (`rsheap_binder::BROKER_INSTANCE`).
+const BROKER_INSTANCE: &str = "vendor.rsheap.IHeapBroker/default";
+
+/// The suite that uses the broker the system runs: the rig starts one with the shipped
+/// configuration before it, as init would, and stops it after.
+const SYSTEM_BROKER_SUITE: &str = "system_broker";
 /// How long the guest may take for all suites under TCG.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -247,6 +254,29 @@ pub fn binder_script(env: &Env, rsheapd: &Path) -> String {
     .join("\n")
 }
 
+/// Guest script lines that run `suite` while an rsheapd with the shipped configuration
+/// serves, as init's would on a device.
+fn system_broker_script(env: &Env, suite: &str) -> String {
+    let tools = env.binder_tools.display();
+    let config = env.root.join("service/rsheapd.toml");
+    [
+        format!(
+            "$RSHEAPD --config {} > rsheapd-system.log 2>&1 &",
+            config.display()
+        ),
+        "rsheapd=$!".to_owned(),
+        "tries=0".to_owned(),
+        format!("until {tools}/rsb_service check {BROKER_INSTANCE} > /dev/null 2>&1; do"),
+        "    tries=$((tries + 1))".to_owned(),
+        "    [ $tries -gt 600 ] && echo 'rig: rsheapd did not register' && break".to_owned(),
+        "    sleep 0.1".to_owned(),
+        "done".to_owned(),
+        suite.trim_end().to_owned(),
+        "kill $rsheapd; wait $rsheapd\n".to_owned(),
+    ]
+    .join("\n")
+}
+
 /// Builds the suites' test binaries and returns (name, path) for each.
 fn suite_binaries(env: &Env) -> Result<Vec<(String, PathBuf)>> {
     let out = cargo(env)
@@ -322,10 +352,15 @@ fn guest_suites(
         );
     }
     for (name, path) in suites {
-        script += &format!(
+        let run = format!(
             "echo 'rig: suite {name}'\n{} --test-threads=1 > suite-{name}.log 2>&1\n",
             path.display()
         );
+        if name == SYSTEM_BROKER_SUITE {
+            script += &system_broker_script(env, &run);
+        } else {
+            script += &run;
+        }
     }
     if let Some(java) = java {
         script += &java.script();
