@@ -16,7 +16,8 @@
 //!   well-formed and declare the interface's name, newest frozen version and instance; the
 //!   `.rc` starts the binary Soong installs, declares the same instance, and uses only init's
 //!   service options; users and groups (in the `.rc` and ueventd rules) are AOSP's AIDs or the
-//!   ones `config.fs` adds, in the OEM range.
+//!   ones `config.fs` adds, in the OEM range, and rsheapd's may open the heaps for reading and
+//!   `/dev/rsheap` for reading and writing as ueventd creates them.
 //! - **SELinux.** `selint` parses the policy; `sefcontext_compile` compiles `file_contexts`
 //!   and `selabel_lookup` finds the intended type for each path rsheap installs or creates;
 //!   every type the contexts files name is declared by the policy, and `service_contexts`
@@ -212,7 +213,7 @@ pub fn check(root: &Path, tally: &mut Tally) {
             check_init(root, &tree),
         ),
         (
-            "users and groups are AOSP's or config.fs's",
+            "users and groups exist, and rsheapd's may open its devices",
             check_ids(root),
         ),
         (
@@ -1116,34 +1117,94 @@ fn config_fs_ids(root: &Path) -> Result<BTreeSet<String>> {
     Ok(ids)
 }
 
+/// What rsheapd opens, and the access it needs: the heaps to allocate, the control device to
+/// transfer.
+const DEVICE_ACCESS: &[(&str, u32)] = &[
+    ("/dev/dma_heap/rsheap", 0o4),
+    ("/dev/dma_heap/rsheap-uncached", 0o4),
+    ("/dev/rsheap", 0o6),
+];
+
+/// A ueventd rule: a device node's mode and owners.
+struct DeviceRule {
+    path: String,
+    mode: u32,
+    user: String,
+    group: String,
+}
+
+fn ueventd_rules(text: &str) -> Result<Vec<DeviceRule>> {
+    let mut rules = Vec::new();
+    for line in text.lines() {
+        if let [path, mode, user, group] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            if path.starts_with("/dev/") {
+                rules.push(DeviceRule {
+                    path: path.to_owned(),
+                    mode: u32::from_str_radix(mode, 8)
+                        .with_context(|| format!("{path}: mode {mode} is not octal"))?,
+                    user: user.to_owned(),
+                    group: group.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// Checks that the ids the `.rc` and ueventd name exist, and that rsheapd's user and groups
+/// may open its devices as ueventd creates them.
 fn check_ids(root: &Path) -> Result<()> {
     let mut known = aosp_ids()?;
     known.extend(config_fs_ids(root)?);
-    let mut used = Vec::new();
-    for rc in tracked(root, "rsheapd.rc")? {
-        for service in parse_rc(&std::fs::read_to_string(root.join(&rc))?) {
-            for option in service.options {
-                if option[0] == "user" || option[0] == "group" {
-                    used.extend(option[1..].iter().map(|id| (rc.clone(), id.clone())));
-                }
-            }
-        }
-    }
-    let ueventd = PathBuf::from("android/ueventd.rsheap.rc");
-    for line in std::fs::read_to_string(root.join(&ueventd))?.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let [path, _mode, user, group] = words[..] {
-            if path.starts_with("/dev/") {
-                used.push((ueventd.clone(), user.to_owned()));
-                used.push((ueventd.clone(), group.to_owned()));
-            }
-        }
-    }
-    let problems = used
+    let mut problems = Vec::new();
+    let rc = PathBuf::from("service/rsheapd.rc");
+    let service = parse_rc(&std::fs::read_to_string(root.join(&rc))?)
         .into_iter()
-        .filter(|(_, id)| !known.contains(id))
-        .map(|(file, id)| format!("{}: {id} is neither AOSP's nor config.fs's", file.display()))
-        .collect();
+        .next()
+        .context("rsheapd.rc has no service")?;
+    let ids_of = |name: &str| -> Vec<String> {
+        service
+            .options
+            .iter()
+            .filter(|o| o[0] == name)
+            .flat_map(|o| o[1..].to_vec())
+            .collect()
+    };
+    let (users, groups) = (ids_of("user"), ids_of("group"));
+    let ueventd = PathBuf::from("android/ueventd.rsheap.rc");
+    let rules = ueventd_rules(&std::fs::read_to_string(root.join(&ueventd))?)?;
+    let named = users.iter().chain(&groups).map(|id| (&rc, id)).chain(
+        rules
+            .iter()
+            .flat_map(|r| [(&ueventd, &r.user), (&ueventd, &r.group)]),
+    );
+    for (file, id) in named {
+        if !known.contains(id) {
+            problems.push(format!(
+                "{}: {id} is neither AOSP's nor config.fs's",
+                file.display()
+            ));
+        }
+    }
+    for (path, needed) in DEVICE_ACCESS {
+        let Some(rule) = rules.iter().find(|r| r.path == *path) else {
+            problems.push(format!("{}: no rule for {path}", ueventd.display()));
+            continue;
+        };
+        let granted = if users.contains(&rule.user) {
+            rule.mode >> 6
+        } else if groups.contains(&rule.group) {
+            rule.mode >> 3
+        } else {
+            rule.mode
+        } & 0o7;
+        if granted & needed != *needed {
+            problems.push(format!(
+                "{path}: mode {:o} {} {} keeps rsheapd ({users:?}, {groups:?}) out",
+                rule.mode, rule.user, rule.group
+            ));
+        }
+    }
     ensure_none(problems)
 }
 
