@@ -876,16 +876,10 @@ impl Interface {
             .find(|m| m.kind == "aidl_interface")
             .context("no aidl_interface")?;
         let version = aidl_versions(module).pop().context("no frozen version")?;
-        let seam = std::fs::read_to_string(root.join("binder/src/lib.rs"))?;
-        let instance = seam
-            .split("pub const BROKER_INSTANCE: &str = \"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .context("binder/src/lib.rs declares no BROKER_INSTANCE")?;
         Ok(Self {
             package: module.name().to_owned(),
             version,
-            instance: instance.to_owned(),
+            instance: broker_instance(root)?,
         })
     }
 
@@ -895,6 +889,16 @@ impl Interface {
             .strip_prefix(&format!("{}.", self.package))
             .unwrap_or(&self.instance)
     }
+}
+
+/// The instance rsheapd registers: `BROKER_INSTANCE` of `binder/src/lib.rs`.
+pub fn broker_instance(root: &Path) -> Result<String> {
+    let seam = std::fs::read_to_string(root.join("binder/src/lib.rs"))?;
+    seam.split("pub const BROKER_INSTANCE: &str = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .context("binder/src/lib.rs declares no BROKER_INSTANCE")
 }
 
 /// The text of a child element.

@@ -24,9 +24,6 @@ const SUITES_PACKAGE: &str = "rsheap-suites";
 /// The suites that need binder and rsheapd.
 const BROKER_SUITES: [&str; 4] = ["broker", "cli", "sdk_broker", SYSTEM_BROKER_SUITE];
 
-/// The instance rsheapd registers (`rsheap_binder::BROKER_INSTANCE`).
-const BROKER_INSTANCE: &str = "vendor.rsheap.IHeapBroker/default";
-
 /// The suite that uses the broker the system runs: the rig starts one with the shipped
 /// configuration before it, as init would, and stops it after.
 const SYSTEM_BROKER_SUITE: &str = "system_broker";
@@ -240,23 +237,21 @@ struct GuestBinaries<'a> {
 /// until it answers, for the broker's suites and benchmarks; `$RSHEAPD` names the broker.
 pub fn binder_script(env: &Env, rsheapd: &Path) -> String {
     let tools = env.binder_tools.display();
-    let rsheapd = rsheapd.display();
     [
-        format!("export RSHEAPD={rsheapd}"),
+        format!("export RSHEAPD={}", rsheapd.display()),
         format!("{tools}/rsb_hub --insecure-allow-all > rsb_hub.log 2>&1 &"),
-        "tries=0".to_owned(),
-        format!("until {tools}/rsb_service list > /dev/null 2>&1; do"),
-        "    tries=$((tries + 1))".to_owned(),
-        "    [ $tries -gt 300 ] && echo 'rig: rsb_hub did not start' && break".to_owned(),
-        "    sleep 0.1".to_owned(),
-        "done\n".to_owned(),
+        wait_script(
+            &format!("{tools}/rsb_service list"),
+            300,
+            "rsb_hub did not start",
+        ),
     ]
     .join("\n")
 }
 
 /// Guest script lines that run `suite` while an rsheapd with the shipped configuration
-/// serves, as init's would on a device.
-fn system_broker_script(env: &Env, suite: &str) -> String {
+/// serves `instance`, as init's would on a device.
+fn system_broker_script(env: &Env, instance: &str, suite: &str) -> String {
     let tools = env.binder_tools.display();
     let config = env.root.join("service/rsheapd.toml");
     [
@@ -265,14 +260,27 @@ fn system_broker_script(env: &Env, suite: &str) -> String {
             config.display()
         ),
         "rsheapd=$!".to_owned(),
-        "tries=0".to_owned(),
-        format!("until {tools}/rsb_service check {BROKER_INSTANCE} > /dev/null 2>&1; do"),
-        "    tries=$((tries + 1))".to_owned(),
-        "    [ $tries -gt 600 ] && echo 'rig: rsheapd did not register' && break".to_owned(),
-        "    sleep 0.1".to_owned(),
-        "done".to_owned(),
-        suite.trim_end().to_owned(),
+        wait_script(
+            &format!("{tools}/rsb_service check {instance}"),
+            600,
+            "rsheapd did not register",
+        ),
+        suite.to_owned(),
         "kill $rsheapd; wait $rsheapd\n".to_owned(),
+    ]
+    .join("\n")
+}
+
+/// Guest script lines that wait, in tenths of a second up to `tries`, until `command`
+/// succeeds, and say `failure` if it never does.
+fn wait_script(command: &str, tries: u32, failure: &str) -> String {
+    [
+        "tries=0".to_owned(),
+        format!("until {command} > /dev/null 2>&1; do"),
+        "    tries=$((tries + 1))".to_owned(),
+        format!("    [ $tries -gt {tries} ] && echo 'rig: {failure}' && break"),
+        "    sleep 0.1".to_owned(),
+        "done\n".to_owned(),
     ]
     .join("\n")
 }
@@ -357,7 +365,8 @@ fn guest_suites(
             path.display()
         );
         if name == SYSTEM_BROKER_SUITE {
-            script += &system_broker_script(env, &run);
+            let instance = android::broker_instance(&env.root)?;
+            script += &system_broker_script(env, &instance, &run);
         } else {
             script += &run;
         }
