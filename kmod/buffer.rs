@@ -12,19 +12,19 @@
 //! order is `dma_resv` -> `Buffer::inner`. All ops run in process context and may sleep.
 //! Page faults take no lock: a buffer's pages never change while it lives.
 //!
-//! File transfers (`/dev/rsheap`) take turns through a flag under `Buffer::inner` and the
-//! condition variable [`Buffer::transfer_done`]; the I/O itself runs with no lock held.
+//! File transfers (`/dev/rsheap`) take turns through a second mutex, [`Buffer::transfer`],
+//! held for the whole transfer and taken first: `Buffer::transfer` -> `Buffer::inner`. Waiting
+//! for it is interruptible, and the mutex hands the buffer to the next waiter itself, so a
+//! signalled waiter never leaves the others asleep on an idle buffer.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
-use kernel::alloc::KVVec;
-use kernel::bindings;
-use kernel::error::to_result;
-use kernel::page::PAGE_SHIFT;
-use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNode};
-use kernel::sync::{Arc, CondVar, Mutex};
-use kernel::{new_condvar, new_mutex};
+
+use crate::kernel::bindings;
+use crate::kernel::error::to_result;
+use crate::kernel::page::PAGE_SHIFT;
+use crate::kernel::prelude::*;
+use crate::kernel::sync::{Arc, LockClass, Mutex};
 
 use crate::heap::{Caching, Heap};
 use crate::pages::PageSet;
@@ -64,11 +64,19 @@ struct KernelMapping {
 
 /// The mutable state of a [`Buffer`], guarded by [`Buffer::inner`].
 struct BufferInner {
-    /// Attachments keyed by the address of the core's `struct dma_buf_attachment`.
-    attachments: RBTree<usize, Attachment>,
+    /// Attachments keyed by the address of the core's `struct dma_buf_attachment`; a buffer
+    /// has few.
+    attachments: KVec<(usize, Attachment)>,
     vmap: Option<KernelMapping>,
-    /// A file transfer of this buffer is running.
-    transferring: bool,
+}
+
+impl BufferInner {
+    fn attachment(&mut self, key: usize) -> Option<&mut Attachment> {
+        self.attachments
+            .iter_mut()
+            .find(|(k, _)| *k == key)
+            .map(|(_, attachment)| attachment)
+    }
 }
 
 // SAFETY: The raw pointers inside are a device kept alive by the dma-buf core and a kernel
@@ -81,32 +89,29 @@ unsafe impl Send for BufferInner {}
 ///
 /// `pages` holds the buffer's memory until the buffer drops, when it goes back to the heap's
 /// pools; the heap counts the buffer in its statistics for as long as it lives.
-#[pin_data(PinnedDrop)]
 pub(crate) struct Buffer {
     heap: Arc<Heap>,
     pages: PageSet,
-    #[pin]
     inner: Mutex<BufferInner>,
-    /// Signalled when a transfer ends, for the next one waiting.
-    #[pin]
-    transfer_done: CondVar,
+    /// Held by the buffer's one running file transfer.
+    transfer: Mutex<()>,
 }
 
 impl Buffer {
     /// Wraps freshly allocated pages of `heap` in a new buffer.
-    pub(crate) fn new(pages: PageSet, heap: Arc<Heap>) -> Result<Pin<KBox<Self>>> {
+    pub(crate) fn new(pages: PageSet, heap: Arc<Heap>) -> Result<KBox<Self>> {
         let size = pages.size();
-        let owner = heap.clone();
-        let buffer = KBox::pin_init(
-            pin_init!(Self {
-                heap: owner,
+        let inner = BufferInner {
+            attachments: KVec::new(),
+            vmap: None,
+        };
+        let buffer = KBox::new(
+            Self {
+                heap: heap.clone(),
                 pages,
-                inner <- new_mutex!(
-                    BufferInner { attachments: RBTree::new(), vmap: None, transferring: false },
-                    "Buffer::inner"
-                ),
-                transfer_done <- new_condvar!("Buffer::transfer_done"),
-            }),
+                inner: Mutex::new(inner, LockClass::BUFFER_INNER)?,
+                transfer: Mutex::new((), LockClass::BUFFER_TRANSFER)?,
+            },
             GFP_KERNEL,
         )?;
         // INVARIANT: Counted from here until drop.
@@ -126,18 +131,21 @@ impl Buffer {
     /// Attaches `dev`, giving it a table of its own; `key` identifies the attachment from now on.
     pub(crate) fn attach(&self, key: usize, dev: *mut bindings::device) -> Result {
         let table = SgTable::new(&self.pages)?;
-        let node = RBTreeNode::new(key, Attachment { dev, table }, GFP_KERNEL)?;
         let mut inner = self.inner.lock();
-        if inner.attachments.get(&key).is_some() {
+        if inner.attachment(key).is_some() {
             return Err(EEXIST);
         }
-        inner.attachments.insert(node);
-        Ok(())
+        inner
+            .attachments
+            .push((key, Attachment { dev, table }), GFP_KERNEL)
     }
 
     /// Drops the attachment `key`, unmapping its table if the importer did not.
     pub(crate) fn detach(&self, key: usize) {
-        let attachment = self.inner.lock().attachments.remove(&key);
+        let mut inner = self.inner.lock();
+        let index = inner.attachments.iter().position(|(k, _)| *k == key);
+        let attachment = index.and_then(|index| inner.attachments.swap_remove(index));
+        drop(inner);
         drop(attachment);
     }
 
@@ -150,10 +158,10 @@ impl Buffer {
         dir: bindings::dma_data_direction,
     ) -> Result<*mut bindings::sg_table> {
         let mut inner = self.inner.lock();
-        let attachment = inner.attachments.get_mut(&key).ok_or(EINVAL)?;
+        let attachment = inner.attachment(key).ok_or(EINVAL)?;
         // Uncached pages have no dirty lines to maintain.
         let attrs = if self.uncached() {
-            bindings::DMA_ATTR_SKIP_CPU_SYNC as usize
+            bindings::consts::DMA_ATTR_SKIP_CPU_SYNC
         } else {
             0
         };
@@ -163,7 +171,7 @@ impl Buffer {
 
     /// Undoes [`Self::map`] for attachment `key`.
     pub(crate) fn unmap(&self, key: usize) {
-        if let Some(attachment) = self.inner.lock().attachments.get_mut(&key) {
+        if let Some(attachment) = self.inner.lock().attachment(key) {
             attachment.table.unmap();
         }
     }
@@ -180,7 +188,7 @@ impl Buffer {
                 unsafe { shim::rsheap_invalidate_kernel_vmap_range(addr, len) }
             });
         }
-        for attachment in inner.attachments.values_mut() {
+        for (_, attachment) in inner.attachments.iter_mut() {
             attachment.table.sync_for_cpu();
         }
     }
@@ -197,7 +205,7 @@ impl Buffer {
                 unsafe { shim::rsheap_flush_kernel_vmap_range(addr, len) }
             });
         }
-        for attachment in inner.attachments.values_mut() {
+        for (_, attachment) in inner.attachments.iter_mut() {
             attachment.table.sync_for_device();
         }
     }
@@ -210,20 +218,11 @@ impl Buffer {
     /// written back and invalidated in the CPU caches on both sides, since the page cache path
     /// reaches them through the cached linear mapping.
     pub(crate) fn exclusive_transfer<T>(&self, f: impl FnOnce(&PageSet) -> Result<T>) -> Result<T> {
-        let mut inner = self.inner.lock();
-        while inner.transferring {
-            if self.transfer_done.wait_interruptible(&mut inner) {
-                return Err(ERESTARTSYS);
-            }
-        }
-        inner.transferring = true;
-        drop(inner);
-
-        let result = self.cpu_synced(|| f(&self.pages));
-
-        self.inner.lock().transferring = false;
-        self.transfer_done.notify_one();
-        result
+        let _turn = self
+            .transfer
+            .lock_interruptible()
+            .map_err(|_| ERESTARTSYS)?;
+        self.cpu_synced(|| f(&self.pages))
     }
 
     /// Runs `f` between [`Self::begin_cpu_access`] and [`Self::end_cpu_access`], flushing an
@@ -339,13 +338,13 @@ impl Buffer {
             return Ok(vmap.addr.as_ptr());
         }
         let count = self.pages.page_count();
-        let mut pages = KVVec::with_capacity(count, GFP_KERNEL)?;
-        // Fill the page array a chunk at a time; `head.wrapping_add(i)` stays within the
-        // chunk's block of struct pages.
-        let all_pages = self.pages.chunks().iter().flat_map(|chunk| {
-            let head = chunk.page();
-            (0..chunk.page_count()).map(move |i| head.wrapping_add(i))
-        });
+        let mut pages = KVec::with_capacity(count, GFP_KERNEL)?;
+        // Fill the page array a chunk at a time.
+        let all_pages = self
+            .pages
+            .chunks()
+            .iter()
+            .flat_map(|chunk| (0..chunk.page_count()).filter_map(move |i| chunk.nth_page(i)));
         let mut filled = 0;
         for (slot, page) in pages.spare_capacity_mut().iter_mut().zip(all_pages) {
             slot.write(page);
@@ -373,9 +372,8 @@ impl Buffer {
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for Buffer {
-    fn drop(self: Pin<&mut Self>) {
+impl Drop for Buffer {
+    fn drop(&mut self) {
         if let Some(vmap) = self.inner.lock().vmap.take() {
             // Importers vunmap before the last reference goes, so users left over were leaked.
             if vmap.users > 0 {
@@ -384,9 +382,7 @@ impl PinnedDrop for Buffer {
             // SAFETY: By the type invariants `addr` came from `vmap`; the buffer is going away.
             unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
         }
-        // SAFETY: `pages` is not structurally pinned; nothing else refers to it any more.
-        let this = unsafe { self.get_unchecked_mut() };
-        this.heap.buffer_released(this.pages.size());
-        this.heap.pools().defer_free(this.pages.take_chunks());
+        self.heap.buffer_released(self.pages.size());
+        self.heap.pools().defer_free(self.pages.take_chunks());
     }
 }

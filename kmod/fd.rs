@@ -9,11 +9,11 @@
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use kernel::bindings;
-use kernel::error::from_err_ptr;
-use kernel::ffi::{c_int, c_uint, c_void};
-use kernel::page::PAGE_SIZE;
-use kernel::prelude::*;
+
+use crate::kernel::bindings::{self, c_int, c_uint, c_void, consts};
+use crate::kernel::error::from_err_ptr;
+use crate::kernel::page::PAGE_SIZE;
+use crate::kernel::prelude::*;
 
 use crate::buffer::Buffer;
 use crate::shim::{self, DmaBuf};
@@ -75,10 +75,10 @@ impl FileRef {
         // SAFETY: By the type invariants `file` is a live file.
         let kind = unsafe { shim::rsheap_file_type(self.file.as_ptr()) };
         match kind {
-            bindings::S_IFREG => FileKind::Regular,
-            bindings::S_IFBLK => FileKind::BlockDevice,
-            bindings::S_IFDIR => FileKind::Directory,
-            bindings::S_IFIFO | bindings::S_IFSOCK => FileKind::Stream,
+            consts::S_IFREG => FileKind::Regular,
+            consts::S_IFBLK => FileKind::BlockDevice,
+            consts::S_IFDIR => FileKind::Directory,
+            consts::S_IFIFO | consts::S_IFSOCK => FileKind::Stream,
             _ => FileKind::Other,
         }
     }
@@ -142,10 +142,10 @@ impl FileRef {
 /// The result of a read or write: a byte count, or a negative errno.
 fn byte_count(ret: isize) -> Result<usize> {
     if ret < 0 {
-        // A negative errno fits an `i32`.
-        return Err(Error::from_errno(ret as i32));
+        // A negative errno fits an `i32`; anything else becomes `EINVAL`.
+        return Err(Error::from_errno(i32::try_from(ret).unwrap_or(i32::MIN)));
     }
-    Ok(ret as usize)
+    Ok(ret.unsigned_abs())
 }
 
 impl Drop for FileRef {
@@ -238,7 +238,7 @@ impl<'a> AsyncIo<'a> {
                 len,
             )
         };
-        self.state = if ret == -(bindings::EIOCBQUEUED as isize) {
+        self.state = if ret == EIOCBQUEUED.to_errno() as isize {
             AsyncState::InFlight
         } else {
             AsyncState::Done(byte_count(ret))
@@ -303,7 +303,7 @@ impl BufferRef {
     }
 
     /// The buffer.
-    pub(crate) fn buffer(&self) -> Pin<&Buffer> {
+    pub(crate) fn buffer(&self) -> &Buffer {
         // SAFETY: By the type invariants `buffer` is the live `priv` of the dma-buf this holds.
         unsafe { crate::ops::borrow(self.buffer.as_ptr()) }
     }

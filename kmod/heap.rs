@@ -11,14 +11,14 @@
 //! length is page-aligned and non-zero. What is left is a size no machine can satisfy, which
 //! fails at once with `ENOMEM` instead of draining memory into the OOM killer.
 
+use core::ffi::CStr;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kernel::bindings;
-use kernel::error::from_err_ptr;
-use kernel::page::PAGE_SHIFT;
-use kernel::prelude::*;
-use kernel::str::CStr;
-use kernel::sync::Arc;
-use kernel::types::ForeignOwnable;
+
+use crate::kernel::bindings;
+use crate::kernel::error::from_err_ptr;
+use crate::kernel::page::PAGE_SHIFT;
+use crate::kernel::prelude::*;
+use crate::kernel::sync::Arc;
 
 use crate::buffer::Buffer;
 use crate::pages::PageSet;
@@ -74,7 +74,7 @@ impl Heap {
         account: bool,
     ) -> Result<Arc<Self>> {
         // INVARIANT: The caller passes the module's DMA device.
-        Ok(Arc::new(
+        Arc::new(
             Self {
                 name,
                 caching,
@@ -84,7 +84,7 @@ impl Heap {
                 stats: HeapStats::default(),
             },
             GFP_KERNEL,
-        )?)
+        )
     }
 
     /// The heap's name.
@@ -103,21 +103,23 @@ impl Heap {
     }
 
     /// Registers the heap with the dma-heap core, which keeps a reference for good.
-    pub(crate) fn register(self: &Arc<Self>) -> Result {
-        let this = self.clone().into_foreign().cast_mut();
+    pub(crate) fn register(heap: &Arc<Self>) -> Result {
+        let this = Arc::into_raw(heap.clone());
         // SAFETY: `name` is a static NUL-terminated string, and `this` is a reference to the
         // heap that the C side only hands back to `rsheap_heap_allocate`.
-        let result = from_err_ptr(unsafe { shim::rsheap_heap_add(self.name.as_char_ptr(), this) });
+        let result = from_err_ptr(unsafe {
+            shim::rsheap_heap_add(heap.name.as_ptr(), this.cast_mut().cast())
+        });
         if result.is_err() {
             // SAFETY: Registration failed, so nothing else holds `this`.
-            drop(unsafe { Arc::<Self>::from_foreign(this) });
+            drop(unsafe { Arc::from_raw(this) });
         }
         result.map(drop)
     }
 
     /// Allocates `len` bytes and exports them as a dma-buf opened with `fd_flags`.
     pub(crate) fn allocate(
-        self: &Arc<Self>,
+        heap: &Arc<Self>,
         len: usize,
         fd_flags: u32,
         heap_flags: u64,
@@ -128,19 +130,19 @@ impl Heap {
         if len > shim::totalram_pages() << PAGE_SHIFT {
             return Err(ENOMEM);
         }
-        let pages = PageSet::alloc(len, &self.pools, self.account)?;
-        if self.caching == Caching::Uncached {
-            self.flush(&pages)?;
+        let pages = PageSet::alloc(len, &heap.pools, heap.account)?;
+        if heap.caching == Caching::Uncached {
+            heap.flush(&pages)?;
         }
         let size = pages.size();
-        let buffer = Buffer::new(pages, self.clone())?.into_foreign().cast_mut();
-        let name = self.name.as_char_ptr();
+        let buffer = KBox::into_raw(Buffer::new(pages, heap.clone())?);
+        let name = heap.name.as_ptr();
         // SAFETY: `buffer` is a live buffer whose ownership moves to the dma-buf on success;
         // `name` is static.
-        let dmabuf = unsafe { shim::rsheap_dmabuf_export(buffer, size, fd_flags, name) };
+        let dmabuf = unsafe { shim::rsheap_dmabuf_export(buffer.cast(), size, fd_flags, name) };
         from_err_ptr(dmabuf).inspect_err(|_| {
             // SAFETY: The export failed, so `buffer` is still ours and nobody else has seen it.
-            drop(unsafe { Pin::<KBox<Buffer>>::from_foreign(buffer) });
+            drop(unsafe { KBox::from_raw(buffer) });
         })
     }
 
@@ -149,11 +151,7 @@ impl Heap {
     pub(crate) fn flush(&self, pages: &PageSet) -> Result {
         let mut table = SgTable::new(pages)?;
         // By the type invariants `dma_dev` outlives the mapping, which `table` drops at once.
-        table.map(
-            self.dma_dev,
-            bindings::dma_data_direction_DMA_BIDIRECTIONAL,
-            0,
-        )?;
+        table.map(self.dma_dev, bindings::consts::DMA_BIDIRECTIONAL, 0)?;
         Ok(())
     }
 

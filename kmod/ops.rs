@@ -1,18 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points the C shim's `dma_heap_ops`, `dma_buf_ops`, shrinker, debugfs file and control
-//! device call.
+//! Entry points the C shim's `dma_heap_ops`, `dma_buf_ops`, shrinker, work item, debugfs file
+//! and control device call.
 //!
 //! Each rebuilds the typed object from the opaque pointer it was handed, calls one method on
 //! it, and turns the result into the errno convention of the op.
 
-use kernel::bindings;
-use kernel::error::Error;
-use kernel::ffi::{c_int, c_void};
-use kernel::prelude::*;
-use kernel::types::ForeignOwnable;
-
-use kernel::sync::Arc;
+use crate::kernel::bindings::{self, c_int, c_void};
+use crate::kernel::prelude::*;
+use crate::kernel::sync::Arc;
 
 use crate::buffer::{Buffer, VmaRange};
 use crate::heap::Heap;
@@ -27,9 +23,10 @@ use crate::transfer::{self, Direction, Request};
 ///
 /// `buffer` must be the `priv` of a live rsheap dma-buf, and the borrow must end before the
 /// dma-buf is released.
-pub(crate) unsafe fn borrow<'a>(buffer: *mut c_void) -> Pin<&'a Buffer> {
-    // SAFETY: The caller guarantees `buffer` came from `into_foreign` and is not yet released.
-    unsafe { <Pin<KBox<Buffer>> as ForeignOwnable>::borrow(buffer) }
+pub(crate) unsafe fn borrow<'a>(buffer: *mut c_void) -> &'a Buffer {
+    // SAFETY: The caller guarantees `buffer` came from `KBox::into_raw` and is not yet
+    // released.
+    unsafe { &*buffer.cast::<Buffer>() }
 }
 
 fn to_errno(result: Result) -> c_int {
@@ -53,9 +50,8 @@ unsafe extern "C" fn rsheap_heap_allocate(
 ) -> *mut DmaBuf {
     // SAFETY: The caller guarantees `heap` is the reference `Heap::register` gave the core,
     // which keeps it for good.
-    let heap: Arc<Heap> = unsafe { <Arc<Heap> as ForeignOwnable>::borrow(heap) }.into();
-    heap.allocate(len, fd_flags, heap_flags)
-        .unwrap_or_else(Error::to_ptr)
+    let heap = unsafe { Arc::<Heap>::clone_from_raw(heap.cast()) };
+    Heap::allocate(&heap, len, fd_flags, heap_flags).unwrap_or_else(Error::to_ptr)
 }
 
 /// `dma_buf_ops.attach`.
@@ -216,8 +212,8 @@ unsafe extern "C" fn rsheap_buffer_vunmap(buffer: *mut c_void) {
 #[no_mangle]
 unsafe extern "C" fn rsheap_buffer_release(buffer: *mut c_void) {
     // SAFETY: The core calls release once, after the last reference to the dma-buf is gone,
-    // so ownership of the `into_foreign` pointer comes back here.
-    drop(unsafe { <Pin<KBox<Buffer>> as ForeignOwnable>::from_foreign(buffer) });
+    // so ownership of the `KBox::into_raw` pointer comes back here.
+    drop(unsafe { KBox::<Buffer>::from_raw(buffer.cast()) });
 }
 
 /// Shrinker `count_objects`.
@@ -229,7 +225,7 @@ unsafe extern "C" fn rsheap_buffer_release(buffer: *mut c_void) {
 unsafe extern "C" fn rsheap_pools_count(pools: *mut c_void) -> usize {
     // SAFETY: The caller guarantees `pools` is the `Arc<Pools>` the shrinker was given, which
     // is never released.
-    unsafe { <Arc<Pools> as ForeignOwnable>::borrow(pools) }.shrink_count()
+    unsafe { Arc::<Pools>::borrow(pools.cast()) }.shrink_count()
 }
 
 /// Shrinker `scan_objects`.
@@ -240,7 +236,18 @@ unsafe extern "C" fn rsheap_pools_count(pools: *mut c_void) -> usize {
 #[no_mangle]
 unsafe extern "C" fn rsheap_pools_scan(pools: *mut c_void, nr_to_scan: usize) -> usize {
     // SAFETY: As for `rsheap_pools_count`.
-    unsafe { <Arc<Pools> as ForeignOwnable>::borrow(pools) }.shrink_scan(nr_to_scan)
+    unsafe { Arc::<Pools>::borrow(pools.cast()) }.shrink_scan(nr_to_scan)
+}
+
+/// The pools' work item: zeroes and pools freed chunks.
+///
+/// # Safety
+///
+/// `pools` must be the pools that own the work item, which wait for this run before they go.
+#[no_mangle]
+unsafe extern "C" fn rsheap_pools_zero_pending(pools: *mut c_void) {
+    // SAFETY: The caller guarantees the pools outlive this call.
+    unsafe { &*pools.cast::<Pools>() }.zero_pending()
 }
 
 /// The debugfs stats file's `show`.
@@ -256,7 +263,7 @@ unsafe extern "C" fn rsheap_stats_show(
 ) -> c_int {
     // SAFETY: The caller guarantees `inventory` is the leaked `KBox<Inventory>` given to
     // debugfs, which lives for good.
-    let inventory = unsafe { <KBox<Inventory> as ForeignOwnable>::borrow(inventory) };
+    let inventory = unsafe { &*inventory.cast::<Inventory>() };
     // SAFETY: The caller guarantees `seq` is in a `show` call.
     to_errno(unsafe { inventory.show(seq) })
 }

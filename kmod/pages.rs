@@ -9,11 +9,10 @@
 //! or warnings, so a fragmented system falls back to smaller chunks instead of stalling; only
 //! base pages may reclaim.
 
+use crate::kernel::bindings;
+use crate::kernel::page::{PAGE_SHIFT, PAGE_SIZE};
+use crate::kernel::prelude::*;
 use core::ptr::NonNull;
-use kernel::alloc::KVVec;
-use kernel::bindings;
-use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
-use kernel::prelude::*;
 
 use crate::pool::Pools;
 use crate::shim;
@@ -47,7 +46,7 @@ impl Chunk {
     /// Allocates a chunk of `order` with `gfp`, or `None` if the page allocator has none.
     fn alloc(order: u32, gfp: bindings::gfp_t) -> Option<Self> {
         // SAFETY: Any order up to `MAX_PAGE_ORDER` and any GFP mask may be passed.
-        let page = unsafe { bindings::alloc_pages(gfp, order) };
+        let page = unsafe { bindings::rsheap_alloc_pages(gfp, order) };
         // INVARIANT: A non-null result is a block of `order` that nobody else owns.
         NonNull::new(page).map(|page| Self { page, order })
     }
@@ -77,6 +76,14 @@ impl Chunk {
         self.page.as_ptr()
     }
 
+    /// Page `n` of the chunk, or `None` past its end.
+    pub(crate) fn nth_page(&self, n: usize) -> Option<*mut bindings::page> {
+        let index = bindings::c_ulong::try_from(n).ok()?;
+        // SAFETY: By the type invariants `page` heads a block of `page_count()` pages, and
+        // `n` lies within it.
+        (n < self.page_count()).then(|| unsafe { bindings::rsheap_nth_page(self.page(), index) })
+    }
+
     /// The chunk's order.
     pub(crate) fn order(&self) -> u32 {
         self.order
@@ -100,10 +107,9 @@ impl Chunk {
 
     /// Fills the chunk with zeroes. May sleep.
     pub(crate) fn zero(&self) {
-        for i in 0..self.page_count() {
-            // SAFETY: By the type invariants the chunk owns `page_count()` pages starting at
-            // `page`, whose struct pages are contiguous within the block.
-            unsafe { shim::rsheap_clear_page(self.page.as_ptr().add(i)) };
+        for page in (0..self.page_count()).filter_map(|i| self.nth_page(i)) {
+            // SAFETY: The page is one of the chunk's, which it owns.
+            unsafe { shim::rsheap_clear_page(page) };
         }
     }
 
@@ -136,8 +142,8 @@ impl Drop for Chunk {
 /// Until [`PageSet::take_chunks`], the chunks' lengths add up to `size`, a non-zero multiple of
 /// the page size, and `firsts[i]` is the buffer page at which `chunks[i]` starts.
 pub(crate) struct PageSet {
-    chunks: KVVec<Chunk>,
-    firsts: KVVec<usize>,
+    chunks: KVec<Chunk>,
+    firsts: KVec<usize>,
     size: usize,
 }
 
@@ -152,12 +158,12 @@ impl PageSet {
             return Err(EINVAL);
         }
         let account = if account {
-            1 << bindings::___GFP_ACCOUNT_BIT
+            bindings::consts::GFP_ACCOUNT
         } else {
             0
         };
-        let mut chunks = KVVec::new();
-        let mut firsts = KVVec::new();
+        let mut chunks = KVec::new();
+        let mut firsts = KVec::new();
         let mut remaining = size;
         let mut max_order = ORDERS[0];
         while remaining > 0 {
@@ -217,7 +223,7 @@ impl PageSet {
             .partition_point(|&first| first <= page)
             .checked_sub(1)?;
         let chunk = self.chunks.get(index)?;
-        let first = self.firsts[index];
+        let first = *self.firsts.get(index)?;
         (page < first + chunk.page_count()).then_some((chunk, first))
     }
 
@@ -245,9 +251,9 @@ impl PageSet {
 
     /// Takes the chunks out, to free or pool them; the set is left empty. Only for the
     /// owner's teardown.
-    pub(crate) fn take_chunks(&mut self) -> KVVec<Chunk> {
-        self.firsts = KVVec::new();
-        core::mem::replace(&mut self.chunks, KVVec::new())
+    pub(crate) fn take_chunks(&mut self) -> KVec<Chunk> {
+        self.firsts = KVec::new();
+        core::mem::take(&mut self.chunks)
     }
 
     /// The total size in bytes.

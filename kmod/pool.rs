@@ -21,17 +21,13 @@
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kernel::alloc::KVVec;
-use kernel::bindings;
-use kernel::new_mutex;
-use kernel::new_spinlock;
-use kernel::page::PAGE_SHIFT;
-use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex, SpinLock};
-use kernel::workqueue::{self, impl_has_work, new_work, Work, WorkItem};
 
+use crate::kernel::bindings;
+use crate::kernel::page::PAGE_SHIFT;
+use crate::kernel::prelude::*;
+use crate::kernel::sync::{Arc, LockClass, Mutex, SpinLock};
 use crate::pages::{Chunk, ORDERS};
-use crate::shim;
+use crate::shim::{self, PoolWork};
 
 /// The free chunks of one pool.
 ///
@@ -40,7 +36,7 @@ use crate::shim;
 /// `slots[..count]` are the first pages of zeroed chunks of the pool's order, owned by the
 /// pool; `slots[count..]` are null.
 struct PoolInner {
-    slots: KVVec<*mut bindings::page>,
+    slots: KVec<*mut bindings::page>,
     count: usize,
 }
 
@@ -48,20 +44,18 @@ struct PoolInner {
 unsafe impl Send for PoolInner {}
 
 /// Zeroed chunks of one order.
-#[pin_data]
 pub(crate) struct PagePool {
     order: u32,
-    #[pin]
     inner: SpinLock<PoolInner>,
 }
 
 impl PagePool {
-    fn new(order: u32, limit_pages: usize) -> Result<impl PinInit<Self, Error>> {
-        let slots = KVVec::from_elem(ptr::null_mut(), limit_pages >> order, GFP_KERNEL)?;
-        Ok(try_pin_init!(Self {
+    fn new(order: u32, limit_pages: usize) -> Result<Self> {
+        let slots = KVec::from_elem(ptr::null_mut(), limit_pages >> order, GFP_KERNEL)?;
+        Ok(Self {
             order,
-            inner <- new_spinlock!(PoolInner { slots, count: 0 }, "PagePool::inner"),
-        }))
+            inner: SpinLock::new(PoolInner { slots, count: 0 }, LockClass::PAGE_POOL)?,
+        })
     }
 
     /// Takes a zeroed chunk, if the pool has one.
@@ -73,7 +67,8 @@ impl PagePool {
             }
             inner.count -= 1;
             let count = inner.count;
-            core::mem::replace(&mut inner.slots[count], ptr::null_mut())
+            let slot = inner.slots.get_mut(count)?;
+            core::mem::replace(slot, ptr::null_mut())
         };
         // SAFETY: By the type invariants the slot held a zeroed chunk of this order owned by
         // the pool; it was just removed, so ownership moves to the new chunk.
@@ -84,11 +79,11 @@ impl PagePool {
     fn put(&self, chunk: Chunk) -> Result<(), Chunk> {
         let mut inner = self.inner.lock();
         let count = inner.count;
-        if count == inner.slots.len() {
+        let Some(slot) = inner.slots.get_mut(count) else {
             return Err(chunk);
-        }
+        };
         // INVARIANT: The caller zeroed the chunk; the pool now owns it.
-        inner.slots[count] = chunk.into_raw();
+        *slot = chunk.into_raw();
         inner.count += 1;
         Ok(())
     }
@@ -122,56 +117,45 @@ pub(crate) struct PoolStats {
 ///
 /// `pool_pages` is the number of base pages in all pools together, and never exceeds
 /// `limit_pages`.
-#[pin_data]
 pub(crate) struct Pools {
-    pools: [Pin<KBox<PagePool>>; ORDERS.len()],
+    /// Runs [`Pools::zero_pending`]. Declared first, so that it is dropped, and a queued run
+    /// waited for, before anything the run uses.
+    work: PoolWork,
+    pools: [PagePool; ORDERS.len()],
     limit_pages: usize,
     pool_pages: AtomicUsize,
     /// Whether pages are pooled at all (not with memcg accounting).
     enabled: bool,
-    #[pin]
-    pending: Mutex<KVVec<Chunk>>,
-    #[pin]
-    work: Work<Pools>,
+    pending: Mutex<KVec<Chunk>>,
     pub(crate) stats: PoolStats,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for Pools { self.work }
 }
 
 impl Pools {
     /// Creates empty pools bounded by `limit_pages` base pages in all.
     pub(crate) fn new(limit_pages: usize, enabled: bool) -> Result<Arc<Self>> {
         let limit_pages = if enabled { limit_pages } else { 0 };
-        let pool = |order| -> Result<Pin<KBox<PagePool>>> {
-            KBox::pin_init(PagePool::new(order, limit_pages)?, GFP_KERNEL)
-        };
         let pools = [
-            pool(ORDERS[0])?,
-            pool(ORDERS[1])?,
-            pool(ORDERS[2])?,
-            pool(ORDERS[3])?,
+            PagePool::new(ORDERS[0], limit_pages)?,
+            PagePool::new(ORDERS[1], limit_pages)?,
+            PagePool::new(ORDERS[2], limit_pages)?,
+            PagePool::new(ORDERS[3], limit_pages)?,
         ];
-        Arc::pin_init(
-            pin_init!(Self {
+        Arc::new(
+            Self {
+                work: PoolWork::new()?,
                 pools,
                 limit_pages,
                 pool_pages: AtomicUsize::new(0),
                 enabled,
-                pending <- new_mutex!(KVVec::new(), "Pools::pending"),
-                work <- new_work!("Pools::work"),
+                pending: Mutex::new(KVec::new(), LockClass::POOLS_PENDING)?,
                 stats: PoolStats::default(),
-            }),
+            },
             GFP_KERNEL,
         )
     }
 
     fn pool(&self, order: u32) -> Option<&PagePool> {
-        self.pools
-            .iter()
-            .map(|pool| pool.as_ref().get_ref())
-            .find(|pool| pool.order == order)
+        self.pools.iter().find(|pool| pool.order == order)
     }
 
     /// Takes a zeroed chunk of `order` from its pool.
@@ -187,7 +171,7 @@ impl Pools {
     /// Hands a released buffer's chunks to the worker, which zeroes and pools them.
     ///
     /// Must be called in process context; may sleep.
-    pub(crate) fn defer_free(self: &Arc<Self>, chunks: KVVec<Chunk>) {
+    pub(crate) fn defer_free(&self, chunks: KVec<Chunk>) {
         if !self.enabled {
             self.stats.freed.fetch_add(chunks.len(), Ordering::Relaxed);
             return;
@@ -201,12 +185,14 @@ impl Pools {
         }
         drop(pending);
         // Already queued is fine: the queued run will see these chunks too.
-        let _ = workqueue::system_unbound().enqueue(self.clone());
+        // SAFETY: These are the pools that own the work item.
+        unsafe { self.work.queue(ptr::from_ref(self).cast()) };
     }
 
-    /// Zeroes pending chunks and files them into the pools, freeing what does not fit.
-    fn zero_pending(&self) {
-        let chunks = core::mem::replace(&mut *self.pending.lock(), KVVec::new());
+    /// Zeroes pending chunks and files them into the pools, freeing what does not fit. Run by
+    /// the work item.
+    pub(crate) fn zero_pending(&self) {
+        let chunks = core::mem::take(&mut *self.pending.lock());
         for chunk in chunks {
             let pages = chunk.page_count();
             let Some(pool) = self.pool(chunk.order()).filter(|_| self.reserve(pages)) else {
@@ -283,14 +269,6 @@ impl Pools {
             .shrink_freed_pages
             .fetch_add(freed, Ordering::Relaxed);
         freed
-    }
-}
-
-impl WorkItem for Pools {
-    type Pointer = Arc<Pools>;
-
-    fn run(this: Arc<Pools>) {
-        this.zero_pending();
     }
 }
 

@@ -11,13 +11,14 @@
 //! `/dev/rsheap` moves file contents straight into and out of those buffers, by direct I/O
 //! where the file allows (`include/uapi/linux/rsheap.h`).
 //!
-//! The Rust core holds all policy; `rsheap_shim.c` holds only what the 6.12 `kernel` crate
-//! cannot express (ops tables, the control device's ioctl ABI, static inlines, module
-//! parameters, misc-device, debugfs and shrinker registration, namespace imports).
+//! The Rust core holds all policy. `rsheap_shim.c` holds what Rust cannot express against the
+//! kernel's C headers (ops tables, the control device's ioctl ABI, static inlines, module
+//! parameters, misc-device, debugfs and shrinker registration, namespace imports), and
+//! [`kernel`] the kernel interfaces the core uses, so the module needs no Rust from the kernel.
 
-use kernel::c_str;
-use kernel::prelude::*;
-use kernel::types::ForeignOwnable;
+#![no_std]
+
+mod kernel;
 
 mod buffer;
 mod fd;
@@ -30,77 +31,87 @@ mod shim;
 mod stats;
 mod transfer;
 
+use crate::kernel::prelude::*;
+use crate::kernel::sync::Arc;
+
 use heap::{Caching, Heap};
 use pool::Pools;
 use shim::{ControlDevice, DmaDevice};
 use stats::Inventory;
 
-module! {
-    type: RsheapModule,
-    name: "rsheap",
-    author: "rsheap developers",
-    description: "dma-buf system heaps for camera and NPU pipelines",
-    license: "GPL",
+/// Sets up the heaps, the control device, the shrinker and debugfs.
+///
+/// Once a heap is registered the module can never unload, so nothing after that fails.
+fn init() -> Result {
+    let accounting = shim::mem_accounting();
+    let limit = shim::pool_limit_mb().map_or_else(pool::default_limit_pages, pool::mb_to_pages);
+    let pools = Pools::new(limit, !accounting)?;
+    let dma_dev = DmaDevice::create()?;
+    let control = ControlDevice::register()?;
+    let cached = Heap::new(
+        c"rsheap",
+        Caching::Cached,
+        pools.clone(),
+        dma_dev.as_raw(),
+        accounting,
+    )?;
+    let uncached = Heap::new(
+        c"rsheap-uncached",
+        Caching::Uncached,
+        pools.clone(),
+        dma_dev.as_raw(),
+        accounting,
+    )?;
+
+    Heap::register(&cached)?;
+    // The heaps use the device, and the control device works on their buffers, for as long as
+    // the module lives.
+    dma_dev.leak();
+    control.leak();
+    let uncached = match Heap::register(&uncached) {
+        Ok(()) => Some(uncached),
+        Err(err) => {
+            pr_err!("cannot register rsheap-uncached: {:?}\n", err);
+            None
+        }
+    };
+
+    // SAFETY: The pools are leaked to the shrinker, which uses them for good.
+    if unsafe { shim::rsheap_shrinker_register(Arc::into_raw(pools.clone()).cast_mut().cast()) }
+        .is_null()
+    {
+        pr_warn!("no shrinker: pooled pages are only freed by the pool limit\n");
+    }
+    match KBox::new(
+        Inventory {
+            pools,
+            cached,
+            uncached,
+        },
+        GFP_KERNEL,
+    ) {
+        // SAFETY: The inventory is leaked to debugfs, which uses it for good.
+        Ok(inventory) => unsafe { shim::rsheap_debugfs_create(KBox::into_raw(inventory).cast()) },
+        Err(_) => pr_warn!("no memory for the debugfs stats\n"),
+    }
+    Ok(())
 }
 
-struct RsheapModule;
-
-impl kernel::Module for RsheapModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let accounting = shim::mem_accounting();
-        let limit = shim::pool_limit_mb().map_or_else(pool::default_limit_pages, pool::mb_to_pages);
-        let pools = Pools::new(limit, !accounting)?;
-        let dma_dev = DmaDevice::create()?;
-        let control = ControlDevice::register()?;
-        let cached = Heap::new(
-            c_str!("rsheap"),
-            Caching::Cached,
-            pools.clone(),
-            dma_dev.as_raw(),
-            accounting,
-        )?;
-        let uncached = Heap::new(
-            c_str!("rsheap-uncached"),
-            Caching::Uncached,
-            pools.clone(),
-            dma_dev.as_raw(),
-            accounting,
-        )?;
-
-        // Once a heap is registered the module can never unload, so nothing below fails init.
-        cached.register()?;
-        // The heaps use the device, and the control device works on their buffers, for as long
-        // as the module lives.
-        dma_dev.leak();
-        control.leak();
-        let uncached = match uncached.register() {
-            Ok(()) => Some(uncached),
-            Err(err) => {
-                pr_err!("cannot register rsheap-uncached: {:?}\n", err);
-                None
-            }
-        };
-
-        // SAFETY: The pools are leaked to the shrinker, which uses them for good.
-        if unsafe { shim::rsheap_shrinker_register(pools.clone().into_foreign().cast_mut()) }
-            .is_null()
-        {
-            pr_warn!("no shrinker: pooled pages are only freed by the pool limit\n");
-        }
-        match KBox::new(
-            Inventory {
-                pools,
-                cached,
-                uncached,
-            },
-            GFP_KERNEL,
-        ) {
-            // SAFETY: The inventory is leaked to debugfs, which uses it for good.
-            Ok(inventory) => unsafe {
-                shim::rsheap_debugfs_create(inventory.into_foreign().cast_mut())
-            },
-            Err(_) => pr_warn!("no memory for the debugfs stats\n"),
-        }
-        Ok(Self)
+/// The module's init, called by `kernel/support.c`'s `module_init`.
+#[no_mangle]
+extern "C" fn rsheap_init() -> core::ffi::c_int {
+    match init() {
+        Ok(()) => 0,
+        Err(err) => err.to_errno(),
     }
+}
+
+/// Reports a panic and stops, as the kernel's `BUG()` does. rsheap's code is written never to
+/// panic (no unwrapping, no indexing that can fail); this is the end of what `core` itself
+/// might reach.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    kernel::print::pr_emerg!("{}\n", info);
+    // SAFETY: No preconditions; `BUG()` does not return.
+    unsafe { kernel::bindings::rsheap_bug() }
 }

@@ -2,11 +2,11 @@
 /*
  * C shim of rsheap.ko.
  *
- * The 6.12 `kernel` crate has no dma-buf or dma-heap types, and bindgen
- * cannot see static inlines and macros.  This file holds exactly those
- * pieces: the ops tables (whose callbacks unpack the core's structs and call
- * one Rust function each), the dma-buf export, the control device's ioctl
- * ABI, one-line forwarders for static inlines and macros, and the namespace
+ * Rust cannot build the kernel's ops tables against its C headers, nor call
+ * static inlines and macros.  This file holds exactly those pieces: the ops
+ * tables (whose callbacks unpack the core's structs and call one Rust function
+ * each), the dma-buf export, the control device's ioctl ABI, the pools' work
+ * item, one-line forwarders for static inlines and macros, and the namespace
  * imports.  All policy lives in Rust.
  */
 
@@ -38,15 +38,24 @@
 #include <linux/uio.h>
 #include <linux/vmalloc.h>
 #include <linux/vmstat.h>
+#include <linux/workqueue.h>
 
 #include <uapi/linux/rsheap.h>
 
 #include "rsheap_shim.h"
 
+/*
+ * The PMD path needs vmf_insert_pfn_pmd(), which the Kbuild enables
+ * (RSHEAP_PMD_PFNMAP) only where the target kernel exports it.
+ */
+#if defined(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) && defined(RSHEAP_PMD_PFNMAP)
+#define RSHEAP_PMD_FAULTS
+#endif
+
 MODULE_IMPORT_NS(DMA_BUF);
 MODULE_IMPORT_NS(DMA_BUF_HEAP);
 
-/* Module parameters: the 6.12 Rust module! macro has none. */
+/* Module parameters. */
 
 static bool mem_accounting;
 module_param(mem_accounting, bool, 0444);
@@ -177,7 +186,7 @@ static vm_fault_t op_vm_fault(struct vm_fault *vmf)
 
 static const struct vm_operations_struct rsheap_vm_ops = {
 	.fault = op_vm_fault,
-#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+#ifdef RSHEAP_PMD_FAULTS
 	.huge_fault = op_vm_huge_fault,
 #endif
 };
@@ -207,7 +216,7 @@ vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
 
 vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn)
 {
-#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+#ifdef RSHEAP_PMD_FAULTS
 	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV),
 				  vmf->flags & FAULT_FLAG_WRITE);
 #else
@@ -217,7 +226,7 @@ vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn)
 
 unsigned int rsheap_pmd_order(void)
 {
-#ifdef CONFIG_ARCH_SUPPORTS_PMD_PFNMAP
+#ifdef RSHEAP_PMD_FAULTS
 	return PMD_ORDER;
 #else
 	return 0;
@@ -401,6 +410,48 @@ struct shrinker *rsheap_shrinker_register(void *pools)
 	shrinker->private_data = pools;
 	shrinker_register(shrinker);
 	return shrinker;
+}
+
+/*
+ * The work item that zeroes freed chunks on the unbound workqueue.  Queueing
+ * records the pools to work on; they are always the same ones, which own the
+ * work item and free it (waiting for a run) before they go.
+ */
+
+struct rsheap_pool_work {
+	struct work_struct work;
+	void *pools;
+};
+
+static void op_pool_work(struct work_struct *work)
+{
+	struct rsheap_pool_work *pool_work =
+		container_of(work, struct rsheap_pool_work, work);
+
+	rsheap_pools_zero_pending(READ_ONCE(pool_work->pools));
+}
+
+struct rsheap_pool_work *rsheap_pool_work_new(void)
+{
+	struct rsheap_pool_work *pool_work = kzalloc(sizeof(*pool_work),
+						     GFP_KERNEL);
+
+	if (pool_work)
+		INIT_WORK(&pool_work->work, op_pool_work);
+	return pool_work;
+}
+
+bool rsheap_pool_work_queue(struct rsheap_pool_work *pool_work,
+			    const void *pools)
+{
+	WRITE_ONCE(pool_work->pools, (void *)pools);
+	return queue_work(system_unbound_wq, &pool_work->work);
+}
+
+void rsheap_pool_work_free(struct rsheap_pool_work *pool_work)
+{
+	cancel_work_sync(&pool_work->work);
+	kfree(pool_work);
 }
 
 /*

@@ -4,9 +4,8 @@
  *
  * Ownership: the Rust side owns every rsheap object (heaps, buffers,
  * attachments' sg tables).  The C side owns only the ops tables the kernel
- * calls through, which it cannot build from Rust on 6.12 because
- * `struct dma_buf_ops` and `struct dma_heap_ops` are not in the generated
- * bindings.  Each C callback unpacks the core's structs and calls one Rust
+ * calls through, which Rust cannot build without the kernel's C layouts of
+ * `struct dma_buf_ops` and `struct dma_heap_ops`.  Each C callback unpacks the core's structs and calls one Rust
  * function below; a buffer crosses the boundary as the opaque `void *` that
  * Rust handed out (`dma_buf->priv`).
  */
@@ -97,6 +96,11 @@ ssize_t rsheap_aio_submit(struct rsheap_aio *aio, struct file *file,
 ssize_t rsheap_aio_wait(struct rsheap_aio *aio);
 int rsheap_ctl_register(void);
 void rsheap_ctl_deregister(void);
+struct rsheap_pool_work;
+struct rsheap_pool_work *rsheap_pool_work_new(void);
+bool rsheap_pool_work_queue(struct rsheap_pool_work *pool_work,
+			    const void *pools);
+void rsheap_pool_work_free(struct rsheap_pool_work *pool_work);
 
 /* Implemented in Rust (ops.rs), called from C. */
 struct dma_buf *rsheap_heap_allocate(void *heap, unsigned long len,
@@ -119,6 +123,7 @@ void rsheap_buffer_vunmap(void *buffer);
 void rsheap_buffer_release(void *buffer);
 unsigned long rsheap_pools_count(void *pools);
 unsigned long rsheap_pools_scan(void *pools, unsigned long nr_to_scan);
+void rsheap_pools_zero_pending(void *pools);
 int rsheap_stats_show(void *inventory, struct seq_file *m);
 int rsheap_ctl_transfer(bool store, u32 flags, int file_fd, int buf_fd,
 			u64 file_offset, u64 buf_offset, u64 length,

@@ -5,9 +5,9 @@
 //! Every attachment gets its own table because each device gets its own DMA addresses for the
 //! same pages.
 
-use kernel::bindings;
-use kernel::error::to_result;
-use kernel::prelude::*;
+use crate::kernel::bindings;
+use crate::kernel::error::to_result;
+use crate::kernel::prelude::*;
 
 use crate::pages::PageSet;
 use crate::shim;
@@ -41,9 +41,15 @@ impl SgTable {
     pub(crate) fn new(pages: &PageSet) -> Result<Self> {
         let chunks = pages.chunks();
         let nents = u32::try_from(chunks.len()).map_err(|_| ENOMEM)?;
-        let mut table = bindings::sg_table::default();
+        let mut table = bindings::sg_table {
+            sgl: core::ptr::null_mut(),
+            nents: 0,
+            orig_nents: 0,
+        };
         // SAFETY: `table` is a zeroed `sg_table` owned by this function.
-        to_result(unsafe { bindings::sg_alloc_table(&mut table, nents, bindings::GFP_KERNEL) })?;
+        to_result(unsafe {
+            bindings::sg_alloc_table(&mut table, nents, bindings::consts::GFP_KERNEL)
+        })?;
         let mut sg = table.sgl;
         for chunk in chunks {
             // Chunks are at most 1 MiB, so the length always fits.
@@ -77,7 +83,7 @@ impl SgTable {
         }
         // SAFETY: By the type invariants the table is valid and not mapped; the caller
         // guarantees `dev` stays valid while mapped.
-        to_result(unsafe { bindings::dma_map_sgtable(dev, &mut self.table, dir, attrs) })?;
+        to_result(unsafe { bindings::dma_map_sgtable(dev, &mut self.table, dir, attrs as _) })?;
         // INVARIANT: Just mapped for `dev`, `dir` and `attrs`.
         self.mapped = Some(Mapping { dev, dir, attrs });
         Ok(&mut self.table)

@@ -6,9 +6,11 @@
 //! This is the only place that names a function the generated bindings do not have. The C side
 //! is `rsheap_shim.c`; `rsheap_shim.h` lists both directions of the boundary.
 
-use kernel::bindings;
-use kernel::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
-use kernel::prelude::*;
+use core::ptr::NonNull;
+
+use crate::kernel::bindings::{self, c_char, c_int, c_uint, c_ulong, c_void, consts};
+use crate::kernel::error::{from_err_ptr, to_result};
+use crate::kernel::prelude::*;
 
 /// Declares C types that Rust only handles behind pointers.
 macro_rules! opaque_types {
@@ -34,19 +36,17 @@ opaque_types! {
     Aio;
     /// `struct shrinker`.
     Shrinker;
+    /// `struct rsheap_pool_work`: the work item that zeroes freed chunks.
+    RawPoolWork;
 }
 
 /// The fault is outside the buffer.
-pub(crate) const VM_FAULT_SIGBUS: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+pub(crate) const VM_FAULT_SIGBUS: bindings::vm_fault_t = consts::VM_FAULT_SIGBUS;
 /// The handler installed the mapping itself.
-pub(crate) const VM_FAULT_NOPAGE: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_NOPAGE;
+pub(crate) const VM_FAULT_NOPAGE: bindings::vm_fault_t = consts::VM_FAULT_NOPAGE;
 /// Retry with base pages.
-pub(crate) const VM_FAULT_FALLBACK: bindings::vm_fault_t =
-    bindings::vm_fault_reason_VM_FAULT_FALLBACK;
+pub(crate) const VM_FAULT_FALLBACK: bindings::vm_fault_t = consts::VM_FAULT_FALLBACK;
 
-// `struct page` contains a zero-sized lockdep map, which the `improper_ctypes` lint rejects even
-// though only pointers to it cross the boundary.
-#[allow(improper_ctypes)]
 extern "C" {
     fn rsheap_param_mem_accounting() -> bool;
     fn rsheap_param_pool_limit_mb() -> c_int;
@@ -140,6 +140,9 @@ extern "C" {
     pub(crate) fn rsheap_aio_wait(aio: *mut Aio) -> isize;
     fn rsheap_ctl_register() -> c_int;
     fn rsheap_ctl_deregister();
+    fn rsheap_pool_work_new() -> *mut RawPoolWork;
+    fn rsheap_pool_work_queue(work: *mut RawPoolWork, pools: *const c_void) -> bool;
+    fn rsheap_pool_work_free(work: *mut RawPoolWork);
 }
 
 /// `rsheap_file_access()`: open for reading.
@@ -207,7 +210,7 @@ impl ControlDevice {
     /// Registers `/dev/rsheap`.
     pub(crate) fn register() -> Result<Self> {
         // SAFETY: Registers a static misc device; called once, at module init.
-        kernel::error::to_result(unsafe { rsheap_ctl_register() })?;
+        to_result(unsafe { rsheap_ctl_register() })?;
         Ok(Self(()))
     }
 
@@ -237,7 +240,7 @@ impl DmaDevice {
     /// Registers the device.
     pub(crate) fn create() -> Result<Self> {
         // SAFETY: No preconditions; returns a device or an error pointer.
-        let dev = kernel::error::from_err_ptr(unsafe { rsheap_dma_device_create() })?;
+        let dev = from_err_ptr(unsafe { rsheap_dma_device_create() })?;
         // INVARIANT: Just registered with its DMA mask set.
         Ok(Self { dev })
     }
@@ -259,5 +262,51 @@ impl Drop for DmaDevice {
     fn drop(&mut self) {
         // SAFETY: By the type invariants the device is registered and nothing uses it any more.
         unsafe { rsheap_dma_device_destroy(self.dev) };
+    }
+}
+
+/// The work item on the unbound workqueue that zeroes the pools' freed chunks: it calls
+/// `rsheap_pools_zero_pending` (`ops.rs`) with the pools it was queued for.
+///
+/// # Invariants
+///
+/// `work` is a work item from `rsheap_pool_work_new`, owned by this value; dropping it waits
+/// for a queued or running run to finish.
+pub(crate) struct PoolWork {
+    work: NonNull<RawPoolWork>,
+}
+
+// SAFETY: The work item may be queued, and cancelled on drop, from any thread.
+unsafe impl Send for PoolWork {}
+// SAFETY: Queueing through a shared reference is what workqueues are for.
+unsafe impl Sync for PoolWork {}
+
+impl PoolWork {
+    /// A work item, not yet queued.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: No preconditions; returns an initialised work item or null.
+        let work = NonNull::new(unsafe { rsheap_pool_work_new() }).ok_or(ENOMEM)?;
+        // INVARIANT: Just initialised.
+        Ok(Self { work })
+    }
+
+    /// Queues a run for `pools` unless one is queued already.
+    ///
+    /// # Safety
+    ///
+    /// `pools` must be the `Pools` that owns this work item, always the same one: the run
+    /// borrows them, which holds because dropping the work item waits for the run.
+    pub(crate) unsafe fn queue(&self, pools: *const c_void) {
+        // SAFETY: By the type invariants the work item is initialised; the caller guarantees
+        // `pools` outlives any run.
+        unsafe { rsheap_pool_work_queue(self.work.as_ptr(), pools) };
+    }
+}
+
+impl Drop for PoolWork {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants the work item is ours; the C side cancels or waits for
+        // a pending run before freeing it.
+        unsafe { rsheap_pool_work_free(self.work.as_ptr()) };
     }
 }

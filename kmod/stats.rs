@@ -3,14 +3,13 @@
 //! What rsheap holds, readable at `/sys/kernel/debug/rsheap/stats`: live buffers and bytes per
 //! heap, pooled chunks per order, and the pools' worker and shrinker activity.
 
-use core::fmt;
+use core::fmt::{self, Write};
 use core::sync::atomic::Ordering;
-use kernel::bindings;
-use kernel::error::to_result;
-use kernel::page::PAGE_SIZE;
-use kernel::prelude::*;
-use kernel::str::CString;
-use kernel::sync::Arc;
+
+use crate::kernel::bindings;
+use crate::kernel::page::PAGE_SIZE;
+use crate::kernel::prelude::*;
+use crate::kernel::sync::Arc;
 
 use crate::heap::Heap;
 use crate::pool::Pools;
@@ -22,13 +21,22 @@ pub(crate) struct Inventory {
     pub(crate) uncached: Option<Arc<Heap>>,
 }
 
+/// A seq_file in the middle of a `show` call, written to as text.
+struct SeqText(*mut bindings::seq_file);
+
+impl Write for SeqText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // SAFETY: `self.0` is the seq_file being shown (see `Inventory::show`), and `s` is
+        // valid for its length. A full buffer is not an error here: seq_file then calls
+        // `show` again with a larger one.
+        unsafe { bindings::seq_write(self.0, s.as_ptr().cast(), s.len()) };
+        Ok(())
+    }
+}
+
 /// Writes formatted text to a seq_file.
 fn emit(seq: *mut bindings::seq_file, args: fmt::Arguments<'_>) -> Result {
-    let text = CString::try_from_fmt(args)?;
-    let bytes = text.as_bytes();
-    // SAFETY: `seq` is the seq_file being shown (see `Inventory::show`), and `bytes` is valid
-    // for its length.
-    to_result(unsafe { bindings::seq_write(seq, bytes.as_ptr().cast(), bytes.len()) })
+    SeqText(seq).write_fmt(args).map_err(|_| EINVAL)
 }
 
 impl Inventory {

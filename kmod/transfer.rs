@@ -19,12 +19,10 @@
 //!
 //! The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
 
-use kernel::bindings;
-use kernel::error::Error;
-use kernel::ffi::c_int;
-use kernel::page::{PAGE_SHIFT, PAGE_SIZE};
-use kernel::prelude::*;
-use kernel::time::{ktime_ms_delta, Ktime};
+use crate::kernel::bindings::{self, c_int};
+use crate::kernel::page::{PAGE_SHIFT, PAGE_SIZE};
+use crate::kernel::prelude::*;
+use crate::kernel::time::Instant;
 
 use crate::fd::{AsyncIo, BufferRef, FileKind, FileRef};
 use crate::pages::PageSet;
@@ -75,11 +73,6 @@ pub(crate) struct Moved {
     pub(crate) direct: u64,
 }
 
-fn errno(code: u32) -> Error {
-    // Errno constants are small positive numbers.
-    Error::from_errno(-(code as c_int))
-}
-
 /// Validates `request` and carries it out.
 ///
 /// Nothing moves unless every descriptor, mode and range is valid. Once bytes have moved, an
@@ -111,7 +104,7 @@ pub(crate) fn transfer(request: &Request) -> Result<Moved> {
         return Err(EBADF);
     }
 
-    let eoverflow = errno(bindings::EOVERFLOW);
+    let eoverflow = EOVERFLOW;
     request
         .file_offset
         .checked_add(request.length)
@@ -176,7 +169,7 @@ fn split(file_pos: u64, buf_pos: usize, length: usize, align: Option<usize>) -> 
 
 /// Whether a file refused direct I/O for a range, rather than failed it.
 fn refuses_direct(err: Error) -> bool {
-    err == EINVAL || err == ENOTBLK || err == errno(bindings::EOPNOTSUPP)
+    err == EINVAL || err == ENOTBLK || err == EOPNOTSUPP
 }
 
 /// Whether a transfer goes on after a part of it.
@@ -239,7 +232,7 @@ impl<'a> Transfer<'a> {
             if shim::fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let segments = self.steps[0].segments()?;
+            let segments = self.steps.first_mut().ok_or(EINVAL)?.segments()?;
             let step = describe(
                 segments,
                 self.pages,
@@ -247,7 +240,7 @@ impl<'a> Transfer<'a> {
                 end - self.buf_pos,
                 self.step,
             )?;
-            let started = Ktime::ktime_get();
+            let started = Instant::now();
             // SAFETY: The segments name pages of the buffer, which the caller of `transfer`
             // holds until the transfer ends.
             let done = unsafe {
@@ -257,7 +250,7 @@ impl<'a> Transfer<'a> {
             if done == 0 {
                 return Ok(Flow::EndOfFile);
             }
-            self.resize_step(ktime_ms_delta(Ktime::ktime_get(), started));
+            self.resize_step(started.elapsed_ms());
             self.advance(done, false);
             shim::cond_resched();
         }
@@ -273,7 +266,7 @@ impl<'a> Transfer<'a> {
         let end = self.buf_pos + len;
         // Where the next step starts, ahead of the completed position.
         let (mut next_buf, mut next_file) = (self.buf_pos, self.file_pos);
-        let mut issued: [(usize, Ktime); DEPTH] = [(0, Ktime::ktime_get()); DEPTH];
+        let mut issued: [(usize, Instant); DEPTH] = [(0, Instant::now()); DEPTH];
         let (mut oldest, mut in_flight) = (0, 0);
         // Why no more steps are issued, and whether steps still in flight count.
         let mut stopped: Option<Result<Flow>> = None;
@@ -285,7 +278,10 @@ impl<'a> Transfer<'a> {
                     break;
                 }
                 let slot = (oldest + in_flight) % DEPTH;
-                let io = &mut self.steps[slot];
+                let Some(io) = self.steps.get_mut(slot) else {
+                    stopped = Some(Err(EINVAL));
+                    break;
+                };
                 let step = match io
                     .segments()
                     .and_then(|s| describe(s, self.pages, next_buf, end - next_buf, self.step))
@@ -302,7 +298,9 @@ impl<'a> Transfer<'a> {
                     stopped = Some(Err(err));
                     break;
                 }
-                issued[slot] = (step, Ktime::ktime_get());
+                if let Some(entry) = issued.get_mut(slot) {
+                    *entry = (step, Instant::now());
+                }
                 next_buf += step;
                 next_file += step as u64;
                 in_flight += 1;
@@ -313,14 +311,19 @@ impl<'a> Transfer<'a> {
             let slot = oldest;
             oldest = (oldest + 1) % DEPTH;
             in_flight -= 1;
-            let result = self.steps[slot].finish();
+            let result = self
+                .steps
+                .get_mut(slot)
+                .map_or(Err(EINVAL), AsyncIo::finish);
             if !counting {
                 continue;
             }
-            let (step, started) = issued[slot];
+            let Some(&(step, started)) = issued.get(slot) else {
+                continue;
+            };
             match result {
                 Ok(done) => {
-                    self.resize_step(ktime_ms_delta(Ktime::ktime_get(), started));
+                    self.resize_step(started.elapsed_ms());
                     self.advance(done, true);
                     if done < step {
                         // The file ended (or shrank) under the transfer.
@@ -380,8 +383,8 @@ fn describe(
         }
         let len = (chunk.len() - skip).min(want - covered);
         let segment = bindings::bio_vec {
-            // The page stays within the chunk's block of struct pages.
-            bv_page: chunk.page().wrapping_add(skip >> PAGE_SHIFT),
+            // `skip` lies within the chunk.
+            bv_page: chunk.nth_page(skip >> PAGE_SHIFT).ok_or(EINVAL)?,
             // A chunk is at most 2 MiB.
             bv_len: len as u32,
             bv_offset: (skip & (PAGE_SIZE - 1)) as u32,

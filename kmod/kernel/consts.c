@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Constants of the target kernel that rsheap's Rust needs at compile time.
+ *
+ * This file is compiled to assembly only and never linked.  Each
+ * RSHEAP_CONST() leaves a line "->RSHEAP name type value" that the Kbuild turns
+ * into `pub(crate) const name: type = value;` in consts.rs, the way the kernel
+ * generates asm-offsets.h.  The values depend on the architecture and the
+ * configuration (page size, GFP bits, errno numbers, struct layouts), so they
+ * are read from the kernel's own headers instead of being written down.
+ */
+
+#include <linux/bvec.h>
+#include <linux/dma-mapping.h>
+#include <linux/errno.h>
+#include <linux/gfp.h>
+#include <linux/mm_types.h>
+#include <linux/scatterlist.h>
+#include <linux/stat.h>
+
+#include "kernel/support.h"
+
+#define RSHEAP_CONST(name, type, value) \
+	asm volatile("\n.ascii \"->RSHEAP " #name " " #type " %0\"" \
+		     : : "i" (value))
+
+/* The layout of a C struct that Rust declares field by field. */
+#define RSHEAP_LAYOUT(prefix, type)					\
+	RSHEAP_CONST(prefix##_SIZE, usize, sizeof(type));		\
+	RSHEAP_CONST(prefix##_ALIGN, usize, __alignof__(type))
+#define RSHEAP_OFFSET(name, type, member) \
+	RSHEAP_CONST(name, usize, offsetof(type, member))
+
+void rsheap_consts(void);
+
+void rsheap_consts(void)
+{
+	RSHEAP_CONST(PAGE_SHIFT, usize, PAGE_SHIFT);
+	RSHEAP_CONST(PAGE_SIZE, usize, PAGE_SIZE);
+
+	RSHEAP_CONST(GFP_KERNEL, u32, (__force u32)GFP_KERNEL);
+	RSHEAP_CONST(GFP_ACCOUNT, u32, (__force u32)__GFP_ACCOUNT);
+
+	RSHEAP_CONST(DMA_BIDIRECTIONAL, u32, DMA_BIDIRECTIONAL);
+	RSHEAP_CONST(DMA_ATTR_SKIP_CPU_SYNC, usize, DMA_ATTR_SKIP_CPU_SYNC);
+
+	RSHEAP_CONST(VM_FAULT_SIGBUS, u32, (__force u32)VM_FAULT_SIGBUS);
+	RSHEAP_CONST(VM_FAULT_NOPAGE, u32, (__force u32)VM_FAULT_NOPAGE);
+	RSHEAP_CONST(VM_FAULT_FALLBACK, u32, (__force u32)VM_FAULT_FALLBACK);
+
+	RSHEAP_CONST(S_IFREG, u32, S_IFREG);
+	RSHEAP_CONST(S_IFBLK, u32, S_IFBLK);
+	RSHEAP_CONST(S_IFDIR, u32, S_IFDIR);
+	RSHEAP_CONST(S_IFIFO, u32, S_IFIFO);
+	RSHEAP_CONST(S_IFSOCK, u32, S_IFSOCK);
+
+	RSHEAP_CONST(EINTR, i32, EINTR);
+	RSHEAP_CONST(EBADF, i32, EBADF);
+	RSHEAP_CONST(ENOMEM, i32, ENOMEM);
+	RSHEAP_CONST(ENOTBLK, i32, ENOTBLK);
+	RSHEAP_CONST(EBUSY, i32, EBUSY);
+	RSHEAP_CONST(EEXIST, i32, EEXIST);
+	RSHEAP_CONST(EISDIR, i32, EISDIR);
+	RSHEAP_CONST(EINVAL, i32, EINVAL);
+	RSHEAP_CONST(ESPIPE, i32, ESPIPE);
+	RSHEAP_CONST(EOVERFLOW, i32, EOVERFLOW);
+	RSHEAP_CONST(EOPNOTSUPP, i32, EOPNOTSUPP);
+	RSHEAP_CONST(ERESTARTSYS, i32, ERESTARTSYS);
+	RSHEAP_CONST(EIOCBQUEUED, i32, EIOCBQUEUED);
+	RSHEAP_CONST(MAX_ERRNO, i32, MAX_ERRNO);
+
+	RSHEAP_CONST(LOCK_BUFFER_INNER, u32, RSHEAP_LOCK_BUFFER_INNER);
+	RSHEAP_CONST(LOCK_BUFFER_TRANSFER, u32, RSHEAP_LOCK_BUFFER_TRANSFER);
+	RSHEAP_CONST(LOCK_POOLS_PENDING, u32, RSHEAP_LOCK_POOLS_PENDING);
+	RSHEAP_CONST(LOCK_PAGE_POOL, u32, RSHEAP_LOCK_PAGE_POOL);
+
+	RSHEAP_LAYOUT(SG_TABLE, struct sg_table);
+	RSHEAP_OFFSET(SG_TABLE_SGL, struct sg_table, sgl);
+	RSHEAP_OFFSET(SG_TABLE_NENTS, struct sg_table, nents);
+	RSHEAP_OFFSET(SG_TABLE_ORIG_NENTS, struct sg_table, orig_nents);
+	RSHEAP_LAYOUT(BIO_VEC, struct bio_vec);
+	RSHEAP_OFFSET(BIO_VEC_PAGE, struct bio_vec, bv_page);
+	RSHEAP_OFFSET(BIO_VEC_LEN, struct bio_vec, bv_len);
+	RSHEAP_OFFSET(BIO_VEC_OFFSET, struct bio_vec, bv_offset);
+}

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Printing to the kernel log: `pr_emerg!`, `pr_err!` and `pr_warn!`.
+//!
+//! A message is formatted by Rust into a buffer on the stack and handed to `_printk` as a
+//! string, never as `%pA`: that format reads a `core::fmt::Arguments` laid out by the kernel's
+//! own Rust compiler (and exists only with `CONFIG_RUST`). Messages longer than
+//! [`MESSAGE_MAX`] bytes are cut there.
+
+use core::fmt::{self, Write};
+
+use super::bindings::{self, c_int};
+
+/// The longest message printed whole.
+const MESSAGE_MAX: usize = 256;
+
+/// A log level: the `KERN_*` prefix, with the module's prefix, as a C format string.
+pub(crate) struct Level(&'static [u8]);
+
+/// `KERN_EMERG`.
+pub(crate) const EMERG: Level = Level(b"\x010rsheap: %.*s\0");
+/// `KERN_ERR`.
+pub(crate) const ERR: Level = Level(b"\x013rsheap: %.*s\0");
+/// `KERN_WARNING`.
+pub(crate) const WARNING: Level = Level(b"\x014rsheap: %.*s\0");
+
+/// A message being formatted.
+struct Message {
+    text: [u8; MESSAGE_MAX],
+    len: usize,
+}
+
+impl Write for Message {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.text.get_mut(self.len..).unwrap_or_default();
+        for (slot, byte) in room.iter_mut().zip(s.bytes()) {
+            *slot = byte;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Prints `args` at `level`; used by the `pr_*!` macros.
+pub(crate) fn print(level: Level, args: fmt::Arguments<'_>) {
+    let mut message = Message {
+        text: [0; MESSAGE_MAX],
+        len: 0,
+    };
+    // `Message` never fails; a formatting impl that does leaves what it wrote.
+    let _ = message.write_fmt(args);
+    // `len` is at most `MESSAGE_MAX`, which fits an `int`.
+    let len = message.len as c_int;
+    // SAFETY: The level is a NUL-terminated format taking a length and a pointer to that many
+    // bytes, which `message` holds.
+    unsafe { bindings::_printk(level.0.as_ptr().cast(), len, message.text.as_ptr()) };
+}
+
+/// Prints an emergency message.
+macro_rules! pr_emerg {
+    ($($arg:tt)*) => {
+        $crate::kernel::print::print($crate::kernel::print::EMERG, format_args!($($arg)*))
+    };
+}
+
+/// Prints an error.
+macro_rules! pr_err {
+    ($($arg:tt)*) => {
+        $crate::kernel::print::print($crate::kernel::print::ERR, format_args!($($arg)*))
+    };
+}
+
+/// Prints a warning.
+macro_rules! pr_warn {
+    ($($arg:tt)*) => {
+        $crate::kernel::print::print($crate::kernel::print::WARNING, format_args!($($arg)*))
+    };
+}
+
+pub(crate) use {pr_emerg, pr_err, pr_warn};
