@@ -111,16 +111,12 @@ struct dma_heap *rsheap_heap_add(const char *name, void *heap)
 		.ops = &rsheap_heap_ops,
 		.priv = heap,
 	};
-	struct dma_heap *dma_heap = dma_heap_add(&exp_info);
-
 	/*
-	 * The dma-heap core has no way to remove a heap, and its allocate
-	 * op points into this module: once a heap is added the module must
+	 * The dma-heap core has no way to remove a heap, and its allocate op
+	 * points into this module: the module has no exit function, so it can
 	 * never unload.
 	 */
-	if (!IS_ERR(dma_heap))
-		__module_get(THIS_MODULE);
-	return dma_heap;
+	return dma_heap_add(&exp_info);
 }
 
 /* dma_buf_ops: each unpacks the core's structs and calls into Rust. */

@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Test-only module, never shipped: lets the emulator suites and benchmarks
- * call dma_buf_vmap(), which user space cannot, on any dma-buf.
+ * call dma_buf_vmap(), which user space cannot, on any dma-buf, and read the
+ * memory type of a user mapping, which user space cannot see.
  *
  * Write "<fd> <mode>" to /sys/kernel/debug/rsheap_vmap_probe, then read the
  * result from the same open file:
  *   time   vmap and vunmap once:      "vmap_ns=N vunmap_ns=N"
  *   sum    also add up the mapping's 64-bit words: "... sum=HEX"
  *   twice  vmap twice, compare the addresses, vunmap twice: "... same=0|1"
+ *
+ * Write "<address>" (in hex, a mapped page of the writer's address space) to
+ * /sys/kernel/debug/rsheap_prot_probe, then read from the same open file
+ * "writecombine=0|1": whether the page's protection is already what
+ * pgprot_writecombine() makes of it (on arm64, the Normal-NC memory type).
  */
 
 #include <linux/debugfs.h>
 #include <linux/dma-buf.h>
 #include <linux/iosys-map.h>
 #include <linux/ktime.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -123,6 +130,56 @@ static ssize_t probe_read(struct file *file, char __user *ubuf, size_t count,
 				       result->len);
 }
 
+/* The memory type of the page mapped at @addr in the calling process. */
+static int prot_probe(unsigned long addr, struct probe_result *result)
+{
+	struct follow_pfnmap_args args = { .address = addr };
+	struct mm_struct *mm = current->mm;
+	bool writecombine = false;
+	int ret;
+
+	mmap_read_lock(mm);
+	args.vma = vma_lookup(mm, addr);
+	if (!args.vma) {
+		mmap_read_unlock(mm);
+		return -EFAULT;
+	}
+	ret = follow_pfnmap_start(&args);
+	if (!ret) {
+		writecombine = pgprot_val(pgprot_writecombine(args.pgprot)) ==
+			       pgprot_val(args.pgprot);
+		follow_pfnmap_end(&args);
+	}
+	mmap_read_unlock(mm);
+	if (ret)
+		return ret;
+	result->len = scnprintf(result->text, sizeof(result->text),
+				"writecombine=%d\n", writecombine);
+	return 0;
+}
+
+static ssize_t prot_write(struct file *file, const char __user *ubuf,
+			  size_t count, loff_t *ppos)
+{
+	unsigned long addr;
+	int ret;
+
+	ret = kstrtoul_from_user(ubuf, count, 16, &addr);
+	if (ret)
+		return ret;
+	ret = prot_probe(addr, file->private_data);
+	return ret ? ret : count;
+}
+
+static const struct file_operations prot_fops = {
+	.owner = THIS_MODULE,
+	.open = probe_open,
+	.release = probe_release,
+	.write = prot_write,
+	.read = probe_read,
+	.llseek = default_llseek,
+};
+
 static const struct file_operations probe_fops = {
 	.owner = THIS_MODULE,
 	.open = probe_open,
@@ -132,21 +189,24 @@ static const struct file_operations probe_fops = {
 	.llseek = default_llseek,
 };
 
-static struct dentry *probe_file;
+static struct dentry *probe_file, *prot_file;
 
 static int __init probe_init(void)
 {
 	probe_file = debugfs_create_file("rsheap_vmap_probe", 0600, NULL, NULL,
 					 &probe_fops);
+	prot_file = debugfs_create_file("rsheap_prot_probe", 0600, NULL, NULL,
+					&prot_fops);
 	return 0;
 }
 
 static void __exit probe_exit(void)
 {
+	debugfs_remove(prot_file);
 	debugfs_remove(probe_file);
 }
 
 module_init(probe_init);
 module_exit(probe_exit);
-MODULE_DESCRIPTION("rsheap test probe: dma_buf_vmap from user space");
+MODULE_DESCRIPTION("rsheap test probe: dma_buf_vmap and mapping memory types from user space");
 MODULE_LICENSE("GPL");

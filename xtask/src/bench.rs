@@ -2,7 +2,9 @@
 //! guest, side by side on rsheap, the in-tree system heap, udmabuf and the raw limit.
 //!
 //! Prints medians and ratios, draws `docs/bench.png`, and rewrites the results section of
-//! README.md between its `bench:begin`/`bench:end` markers.
+//! README.md between its `bench:begin`/`bench:end` markers. With `--arm64` the workloads run
+//! in the arm64 guest (16 KiB pages, kCFI, base-page faults only: see [`crate::arm64`]) and
+//! are only printed and plotted, to `target/bench-arm64.png`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,6 +16,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use plotters::prelude::*;
 use serde::Deserialize;
 
+use crate::arm64::{self, Arm64};
 use crate::guest::{self, Echo};
 use crate::{kmod, setup, test};
 
@@ -62,12 +65,15 @@ struct Results {
     workloads: Vec<Workload>,
 }
 
-pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>) -> Result<()> {
+pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>, on_arm64: bool) -> Result<()> {
     if let Some(results) = from {
         let results = Results::parse(&std::fs::read_to_string(results)?)?;
         return results.report(&setup::workspace_root()?, runs, only.is_none());
     }
     let env = setup::run()?;
+    if on_arm64 {
+        return run_arm64(&env, runs, only);
+    }
     let (rsheap, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let (probe, _) = kmod::build(&env, &kmod::VMAP_PROBE)?;
     let bench = env.build_release("rsheap-bench", "rsheap-bench")?;
@@ -85,7 +91,7 @@ pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>) -> Result<()> {
          {} --runs {runs}{filter} > bench.jsonl\n",
         rsheap.display(),
         probe.display(),
-        test::binder_script(&env, &rsheapd),
+        test::binder_script(&env.binder_tools, &rsheapd),
         env.root.join("service/rsheapd.toml").display(),
         bench.display()
     );
@@ -104,6 +110,53 @@ pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>) -> Result<()> {
     let results = Results::parse(&run.read("bench.jsonl"))?;
     println!("results: {}", run.dir.join("bench.jsonl").display());
     results.report(&env.root, runs, only.is_none())
+}
+
+/// The workloads that need neither udmabuf's limit nor the broker, in the arm64 guest.
+fn run_arm64(env: &setup::Env, runs: usize, only: Option<&str>) -> Result<()> {
+    let arm = Arm64::ensure(env)?;
+    let flavour = crate::kernel::ARM64.name;
+    let (rsheap, _) = kmod::build_against(env, &arm.kernel, flavour, &kmod::RSHEAP)?;
+    let (probe, _) = kmod::build_against(env, &arm.kernel, flavour, &kmod::VMAP_PROBE)?;
+    let status = arm64::cargo(env)
+        .args(["build", "--release", "--quiet", "--target", arm64::TARGET])
+        .args(["--package", "rsheap-bench"])
+        .status()
+        .context("build rsheap-bench for arm64")?;
+    if !status.success() {
+        bail!("building rsheap-bench for arm64 failed");
+    }
+    let bench = arm64::target_dir(env)
+        .join(arm64::TARGET)
+        .join("release/rsheap-bench");
+    let only = only.unwrap_or("alloc+free|mmap");
+    let script = format!(
+        "insmod ./rsheap.ko && insmod ./rsheap_vmap_probe.ko || exit 1\n\
+         echo 4096 > /sys/module/udmabuf/parameters/size_limit_mb\n\
+         ./rsheap-bench --runs {runs} --only '{only}' > bench.jsonl\n"
+    );
+    println!(
+        "\nbenchmarks on arm64 (16 KiB pages): {runs} runs each, one boot of kernel {}",
+        arm.kernel.release
+    );
+    let machine = arm.machine(&[&rsheap, &probe, &bench]);
+    let run = guest::run_on(
+        env,
+        &machine,
+        "bench-arm64",
+        &script,
+        Duration::from_secs(60 * 60),
+        Echo::Spinner,
+    )?;
+    run.ensure_clean("arm64 benchmark")?;
+    let results = Results::parse(&run.read("bench.jsonl"))?;
+    println!("results: {}", run.dir.join("bench.jsonl").display());
+    let table = results.table();
+    println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
+    let plot = env.target().join("bench-arm64.png");
+    results.plot(&plot)?;
+    println!("plot: {}", plot.display());
+    Ok(())
 }
 
 impl Results {

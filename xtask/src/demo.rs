@@ -17,7 +17,7 @@ pub fn run() -> Result<()> {
     let rsheapd = env.build_release("rsheap-broker", "rsheapd")?;
     let config = env.root.join("service/rsheapd.toml");
     let mut script = format!("insmod {} || exit 1\n", module.display());
-    script += &test::binder_script(&env, &rsheapd);
+    script += &test::binder_script(&env.binder_tools, &rsheapd);
     script += &format!(
         "$RSHEAPD --config {} > rsheapd.log 2>&1 &\n\
          dd if=/dev/urandom of=/run/scratch/weights.bin bs=1M count=96 status=none && sync\n\

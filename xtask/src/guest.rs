@@ -1,9 +1,11 @@
-//! The emulator rig: boots the test kernel under QEMU (TCG, q35) with a busybox initramfs whose
-//! init (`tests/rig/init`) chroots into the host's root folder shared read-only over 9p, and
-//! runs a shell script there with a run folder shared read-write for results.
+//! The emulator rig: boots a test kernel under QEMU (TCG) with a busybox initramfs whose init
+//! (`tests/rig/init`) runs a shell script with a run folder shared read-write for results.
 //!
-//! Paths inside the guest equal the host's, so the script can name host binaries and the run
-//! folder directly. A fresh ext4 file system on a virtio-blk disk, mounted at `/run/scratch`,
+//! On the host's architecture ([`Machine::x86_64`], q35) init chroots into the host's root
+//! folder shared read-only over 9p: paths inside the guest equal the host's, so the script can
+//! name host binaries and the run folder directly. On arm64 ([`Machine::arm64`], `virt`) host
+//! binaries cannot run, so the script runs in the initramfs with an arm64 busybox, and its
+//! programs are static arm64 binaries in the run folder or the cache. A fresh ext4 file system on a virtio-blk disk, mounted at `/run/scratch`,
 //! gives file I/O a real block device and file system. When the script
 //! ends, init saves its exit status and dmesg and powers off.
 
@@ -54,6 +56,8 @@ const SPLAT_MARKERS: &[&str] = &[
     // binder: buffers freed twice or never sent, and transaction buffer exhaustion
     "BC_FREE_BUFFER",
     "binder_alloc:",
+    // kCFI: an indirect call whose target has another type
+    "CFI failure",
     // rsheap's own reports of importer misuse
     "rsheap: vunmap of a buffer",
     "rsheap: releasing a buffer",
@@ -124,10 +128,81 @@ pub enum Echo {
     Script,
 }
 
-/// Boots the guest, runs `script` (a POSIX shell script, run with the run folder as working
-/// directory and `$RUN` naming it), and returns what it produced.
+/// The emulated machine a guest boots on.
+pub struct Machine {
+    /// The QEMU program.
+    qemu: &'static str,
+    /// Machine, accelerator and CPU options.
+    machine: &'static [&'static str],
+    /// The console device's name in the guest.
+    console: &'static str,
+    /// The kernel image.
+    kernel: PathBuf,
+    /// A static busybox for the machine's architecture.
+    busybox: PathBuf,
+    /// Whether init chroots into the host's root folder (see the module's doc).
+    host_root: bool,
+    /// Files copied into the run folder before the boot, for a guest without the host's root.
+    files: Vec<PathBuf>,
+}
+
+impl Machine {
+    /// The x86_64 test kernel on q35, running host binaries.
+    pub fn x86_64(env: &Env) -> Self {
+        Self {
+            qemu: "qemu-system-x86_64",
+            machine: &["-machine", "q35", "-accel", "tcg", "-cpu", "max"],
+            console: "ttyS0",
+            kernel: env.kernel.image.clone(),
+            busybox: PathBuf::from("/bin/busybox"),
+            host_root: true,
+            files: Vec::new(),
+        }
+    }
+
+    /// An arm64 kernel on `virt` with a GICv3, running `busybox` (arm64) and static programs.
+    pub fn arm64(kernel: &Path, busybox: &Path) -> Self {
+        Self {
+            qemu: "qemu-system-aarch64",
+            machine: &[
+                "-machine",
+                "virt,gic-version=3",
+                "-accel",
+                "tcg",
+                "-cpu",
+                "max",
+            ],
+            console: "ttyAMA0",
+            kernel: kernel.to_path_buf(),
+            busybox: busybox.to_path_buf(),
+            host_root: false,
+            files: Vec::new(),
+        }
+    }
+
+    /// Copies `files` into the run folder, by name, before each boot.
+    pub fn with_files(mut self, files: &[&Path]) -> Self {
+        self.files = files.iter().map(|file| file.to_path_buf()).collect();
+        self
+    }
+}
+
+/// Boots the x86_64 guest, runs `script` (a POSIX shell script, run with the run folder as
+/// working directory and `$RUN` naming it), and returns what it produced.
 pub fn run(
     env: &Env,
+    label: &str,
+    script: &str,
+    timeout: Duration,
+    echo: Echo,
+) -> Result<GuestRun> {
+    run_on(env, &Machine::x86_64(env), label, script, timeout, echo)
+}
+
+/// Boots `machine` and runs `script` there, as [`run`] does.
+pub fn run_on(
+    env: &Env,
+    machine: &Machine,
     label: &str,
     script: &str,
     timeout: Duration,
@@ -139,29 +214,24 @@ pub fn run(
     }
     std::fs::create_dir_all(&dir)?;
     let dir = dir.canonicalize()?;
+    for file in &machine.files {
+        let name = file.file_name().context("a file to copy has a name")?;
+        std::fs::copy(file, dir.join(name))
+            .with_context(|| format!("copy {} into the run folder", file.display()))?;
+    }
     std::fs::write(
         dir.join("guest.sh"),
         format!(
             "set -u\ncd \"$RUN\"\necho \"rig: ready after $(cut -d' ' -f1 /proc/uptime) s\"\n{script}\n"
         ),
     )?;
-    let initramfs = initramfs(env)?;
+    let initramfs = initramfs(env, &machine.busybox)?;
     let scratch = scratch_disk(&dir)?;
     let console_path = dir.join("console.log");
     let start = Instant::now();
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-machine",
-            "q35",
-            "-accel",
-            "tcg",
-            "-cpu",
-            "max",
-            "-smp",
-            "2",
-            "-m",
-            GUEST_MEMORY,
-        ])
+    let mut qemu = Command::new(machine.qemu);
+    qemu.args(machine.machine)
+        .args(["-smp", "2", "-m", GUEST_MEMORY])
         .args([
             "-display",
             "none",
@@ -174,12 +244,18 @@ pub fn run(
         .arg("-serial")
         .arg(format!("file:{}", console_path.display()))
         .arg("-kernel")
-        .arg(&env.kernel.bzimage)
+        .arg(&machine.kernel)
         .arg("-initrd")
         .arg(&initramfs)
         .arg("-append")
         .arg(format!(
-            "console=ttyS0 quiet rdinit=/init panic=-1 rsheap_run={}",
+            "console={} quiet rdinit=/init panic=-1 rsheap_root={} rsheap_run={}",
+            machine.console,
+            if machine.host_root {
+                "host"
+            } else {
+                "initramfs"
+            },
             dir.display()
         ))
         // The guest's file system journal flushes need not reach the host's disk.
@@ -189,17 +265,20 @@ pub fn run(
             scratch.display()
         ))
         .arg("-virtfs")
-        .arg("local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap")
-        .arg("-virtfs")
         .arg(format!(
             "local,path={},mount_tag=run,security_model=none,multidevs=remap",
             dir.display()
-        ))
+        ));
+    if machine.host_root {
+        qemu.arg("-virtfs")
+            .arg("local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap");
+    }
+    let mut child = qemu
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .context("start qemu-system-x86_64")?;
+        .with_context(|| format!("start {}", machine.qemu))?;
 
     let bar = (echo == Echo::Spinner).then(|| spinner(&format!("guest: {label}")));
     let mut follower = ConsoleFollower::new(&console_path);
@@ -348,10 +427,12 @@ fn scratch_disk(dir: &Path) -> Result<PathBuf> {
     Ok(image)
 }
 
-/// Builds the initramfs (static busybox plus our init) into the cache, once per init script.
-fn initramfs(env: &Env) -> Result<PathBuf> {
+/// Builds the initramfs (static busybox plus our init) into the cache, once per init script
+/// and busybox.
+fn initramfs(env: &Env, busybox: &Path) -> Result<PathBuf> {
     let init = std::fs::read(env.root.join("tests/rig/init"))?;
-    let busybox = std::fs::read("/bin/busybox").context("read /bin/busybox (busybox-static)")?;
+    let busybox = std::fs::read(busybox)
+        .with_context(|| format!("read {} (busybox-static)", busybox.display()))?;
     let key = format!(
         "{:x}",
         sha2::Sha256::digest([init.as_slice(), busybox.as_slice()].concat())
@@ -420,6 +501,7 @@ mod tests {
             "[   10.0] BUG: sleeping function called from invalid context at mm/page_alloc.c:4500",
             "[   10.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
             "[   10.0] binder: 81:81 BC_FREE_BUFFER u0000000000000000 no match",
+            "[   10.0] CFI failure at op_mmap+0x1c/0x30 (target: rsheap_buffer_mmap+0x0/0x8; expected type: 0x0b3c4a2d)",
         ] {
             assert_eq!(run_with_dmesg(line).splats().len(), 1, "{line}");
         }

@@ -1,8 +1,17 @@
-//! The test kernel: Debian's 6.12 source with `tests/kernel/patches/`, configured from
-//! `allnoconfig` plus `tests/kernel/rsheap.config`, built once and cached.
+//! The kernels rsheap.ko is built against: Debian's 6.12 source with `tests/kernel/patches/`,
+//! configured from `allnoconfig` plus fragments of `tests/kernel/`, each built once and cached.
+//!
+//! - [`X86_64`]: the x86 test kernel, built with gcc, with `CONFIG_RUST` (the module coexists
+//!   with the kernel's own Rust) and the checkers the suites' dmesg gate relies on.
+//! - [`ARM64`]: the arm64 test kernel with 16 KiB pages, built as GKI builds what matters to a
+//!   vendor module: clang with kCFI and `CONFIG_MODVERSIONS`, which in this source rules out
+//!   `CONFIG_RUST`, so rsheap.ko loading there proves it needs no Rust from the kernel.
+//! - [`ARM64_KMI`]: the arm64 configuration without the checkers, prepared for module builds
+//!   only (`modules_prepare`), against which the KMI check builds the module: the checkers
+//!   make a module import symbols a GKI kernel never exports.
 //!
 //! The cache key covers everything that changes the result: the source package version, the
-//! config fragment, the patches, the compilers and bindgen, and [`RECIPE`]. A build that fails
+//! config fragments, the patches, the compilers and bindgen, and [`RECIPE`]. A build that fails
 //! leaves no `done` marker, so the next run starts that key over.
 
 use std::fmt::Write as _;
@@ -17,10 +26,78 @@ use crate::progress::{human_duration, run_logged};
 use crate::setup::KERNEL_RUSTC;
 
 /// Bumped whenever the steps below change what they produce.
-const RECIPE: &str = "rsheap-kernel-1";
+const RECIPE: &str = "rsheap-kernel-2";
 /// The Debian package and tarball holding the source.
 const SOURCE_PACKAGE: &str = "linux-source-6.12";
 const SOURCE_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+
+/// How far a kernel tree is built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// The kernel image, its modules' symbol versions and the selftest.
+    Full,
+    /// Only what building modules against the tree needs.
+    ModulesPrepare,
+}
+
+/// One kind of kernel: architecture, configuration and compilers.
+pub struct Flavour {
+    /// The cache folder's name and what progress lines call it.
+    pub name: &'static str,
+    /// `ARCH=`, or `None` to build for the host.
+    arch: Option<&'static str>,
+    /// Fragments of `tests/kernel/`, applied in order on top of `allnoconfig`.
+    fragments: &'static [&'static str],
+    /// `LLVM=` (the version suffix of Debian's clang, lld and llvm tools), or `None` for gcc.
+    llvm: Option<&'static str>,
+    /// The C compiler that builds the selftest, statically, for the kernel's architecture.
+    user_cc: &'static str,
+    build: Build,
+    /// The image to boot, in the build folder.
+    image: &'static str,
+    /// How long a build takes on 2 cores, for the progress line.
+    minutes: u32,
+}
+
+/// The x86_64 test kernel.
+pub const X86_64: Flavour = Flavour {
+    name: "x86_64",
+    arch: None,
+    fragments: &["rsheap.config", "debug.config", "x86_64.config"],
+    llvm: None,
+    user_cc: "gcc",
+    build: Build::Full,
+    image: "arch/x86/boot/bzImage",
+    minutes: 6,
+};
+
+/// The arm64 test kernel: 16 KiB pages, clang, kCFI, MODVERSIONS, no Rust.
+pub const ARM64: Flavour = Flavour {
+    name: "arm64",
+    arch: Some("arm64"),
+    fragments: &["rsheap.config", "debug.config", "arm64.config"],
+    llvm: Some(CLANG_SUFFIX),
+    user_cc: "aarch64-linux-gnu-gcc",
+    build: Build::Full,
+    image: "arch/arm64/boot/Image",
+    minutes: 10,
+};
+
+/// The arm64 configuration without the checkers, prepared for the KMI check's module build.
+pub const ARM64_KMI: Flavour = Flavour {
+    name: "arm64-kmi",
+    arch: Some("arm64"),
+    fragments: &["rsheap.config", "arm64.config"],
+    llvm: Some(CLANG_SUFFIX),
+    user_cc: "aarch64-linux-gnu-gcc",
+    build: Build::ModulesPrepare,
+    image: "",
+    minutes: 2,
+};
+
+/// The clang the arm64 kernels are built with: with Debian's default clang 14 kCFI silently
+/// drops out; 19 has it.
+pub const CLANG_SUFFIX: &str = "-19";
 
 /// A built test kernel.
 pub struct Kernel {
@@ -28,33 +105,43 @@ pub struct Kernel {
     pub src: PathBuf,
     /// Build tree (`O=`), which out-of-tree modules build against.
     pub build: PathBuf,
-    /// The kernel image to boot.
-    pub bzimage: PathBuf,
+    /// The kernel image to boot (none for a tree prepared for modules only).
+    pub image: PathBuf,
     /// The kernel's dmabuf-heaps selftest, built statically from the same source.
     pub selftest: PathBuf,
     /// The bindgen the tree was built with.
     pub bindgen: PathBuf,
     /// The kernel release, e.g. `6.12.117`.
     pub release: String,
+    /// `ARCH=` for module builds against this tree.
+    pub arch: Option<&'static str>,
+    /// `LLVM=` for module builds against this tree.
+    pub llvm: Option<&'static str>,
 }
 
 impl Kernel {
     /// Returns the cached kernel for the current inputs, building it first if needed.
-    pub fn ensure(root: &Path, cache: &Path, bindgen: &Path) -> Result<Self> {
+    pub fn ensure(flavour: &Flavour, root: &Path, cache: &Path, bindgen: &Path) -> Result<Self> {
         let inputs = root.join("tests/kernel");
-        let key = cache_key(&inputs, bindgen)?;
-        let dir = cache.join("kernel").join(&key);
+        let key = cache_key(flavour, &inputs, bindgen)?;
+        let dir = cache.join("kernel").join(flavour.name).join(&key);
         let kernel = Self {
             src: dir.join("src"),
             build: dir.join("build"),
-            bzimage: dir.join("build/arch/x86/boot/bzImage"),
+            image: dir.join("build").join(flavour.image),
             selftest: dir.join("dmabuf-heap"),
             bindgen: bindgen.to_path_buf(),
             release: String::new(),
+            arch: flavour.arch,
+            llvm: flavour.llvm,
         };
         let done = dir.join("done");
+        let name = flavour.name;
         if !done.exists() {
-            println!("setup: building test kernel {key} (once; about 15 minutes on 2 cores)");
+            println!(
+                "setup: building the {name} kernel {key} (once; about {} minutes on 2 cores)",
+                flavour.minutes
+            );
             let start = Instant::now();
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)?;
@@ -62,15 +149,21 @@ impl Kernel {
             std::fs::create_dir_all(&dir)?;
             kernel.extract(&dir)?;
             kernel.patch(&inputs.join("patches"), &dir)?;
-            kernel.configure(&inputs.join("rsheap.config"), &dir)?;
-            kernel.compile(&dir)?;
-            kernel.build_selftest(&dir)?;
+            kernel.configure(flavour, &inputs, &dir)?;
+            match flavour.build {
+                Build::Full => {
+                    kernel.compile(&dir)?;
+                    kernel.build_selftest(flavour, &dir)?;
+                }
+                Build::ModulesPrepare => kernel.prepare_modules(&dir)?,
+            }
             let took = start.elapsed();
             std::fs::write(&done, format!("{}\n", took.as_secs()))?;
-            println!("setup: test kernel built in {}", human_duration(took));
-            prune_other_keys(&cache.join("kernel"), &key);
+            println!("setup: {name} kernel built in {}", human_duration(took));
+            prune_other_keys(&cache.join("kernel").join(name), &key);
+            prune_other_flavours(&cache.join("kernel"));
         } else {
-            println!("setup: test kernel {key} cached");
+            println!("setup: {name} kernel {key} cached");
         }
         let release = std::fs::read_to_string(kernel.build.join("include/config/kernel.release"))
             .context("read kernel.release")?;
@@ -80,7 +173,8 @@ impl Kernel {
         })
     }
 
-    /// `make` in the source tree with the kernel's Rust toolchain and our build folder.
+    /// `make` in the source tree with the kernel's architecture, compilers and Rust toolchain,
+    /// and our build folder.
     pub fn make(&self) -> Command {
         let mut command = Command::new("make");
         command
@@ -90,6 +184,12 @@ impl Kernel {
             .arg(format!("RUSTC={KERNEL_RUSTC}"))
             .arg(format!("HOSTRUSTC={KERNEL_RUSTC}"))
             .arg(format!("BINDGEN={}", self.bindgen.display()));
+        if let Some(arch) = self.arch {
+            command.arg(format!("ARCH={arch}"));
+        }
+        if let Some(llvm) = self.llvm {
+            command.arg(format!("LLVM={llvm}"));
+        }
         command
     }
 
@@ -130,7 +230,16 @@ impl Kernel {
         Ok(())
     }
 
-    fn configure(&self, fragment: &Path, dir: &Path) -> Result<()> {
+    /// Configures from `allnoconfig` plus the flavour's fragments, and fails if the result
+    /// lost any line of them: Kconfig drops an option silently when a dependency is missing.
+    fn configure(&self, flavour: &Flavour, inputs: &Path, dir: &Path) -> Result<()> {
+        let mut wanted = String::new();
+        for fragment in flavour.fragments {
+            wanted += &std::fs::read_to_string(inputs.join(fragment))
+                .with_context(|| format!("read tests/kernel/{fragment}"))?;
+        }
+        let fragment = dir.join("fragment.config");
+        std::fs::write(&fragment, &wanted)?;
         run_logged(
             "configure kernel",
             self.make()
@@ -139,11 +248,24 @@ impl Kernel {
             &dir.join("config.log"),
         )?;
         let config = std::fs::read_to_string(self.build.join(".config"))?;
-        let wanted = std::fs::read_to_string(fragment)?;
         let lost: Vec<&str> = wanted
             .lines()
-            .filter(|line| line.starts_with("CONFIG_"))
-            .filter(|line| !config.lines().any(|have| have == *line))
+            .filter(|line| {
+                if line.starts_with("CONFIG_") {
+                    return !config.lines().any(|have| have == *line);
+                }
+                // `# CONFIG_X is not set`: X must not be on.
+                let Some(option) = line
+                    .strip_prefix("# ")
+                    .and_then(|rest| rest.strip_suffix(" is not set"))
+                else {
+                    return false;
+                };
+                config.lines().any(|have| {
+                    have.strip_prefix(option)
+                        .is_some_and(|value| value.starts_with('='))
+                })
+            })
             .collect();
         if !lost.is_empty() {
             bail!(
@@ -174,11 +296,20 @@ impl Kernel {
         Ok(())
     }
 
-    fn build_selftest(&self, dir: &Path) -> Result<()> {
+    fn prepare_modules(&self, dir: &Path) -> Result<()> {
+        run_logged(
+            "prepare kernel for modules",
+            self.make().arg("modules_prepare"),
+            &dir.join("build.log"),
+        )?;
+        Ok(())
+    }
+
+    fn build_selftest(&self, flavour: &Flavour, dir: &Path) -> Result<()> {
         let selftests = self.src.join("tools/testing/selftests");
         run_logged(
             "build dmabuf-heaps selftest",
-            Command::new("gcc")
+            Command::new(flavour.user_cc)
                 .args(["-static", "-O2", "-Wall", "-isystem"])
                 .arg(dir.join("headers/include"))
                 .arg("-I")
@@ -215,25 +346,50 @@ fn tool_version(program: &Path, arg: &str) -> Result<String> {
         .to_owned())
 }
 
-fn cache_key(inputs: &Path, bindgen: &Path) -> Result<String> {
+fn cache_key(flavour: &Flavour, inputs: &Path, bindgen: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(RECIPE);
+    hasher.update(flavour.name);
     let package = Command::new("dpkg-query")
         .args(["-W", "-f=${Version}", SOURCE_PACKAGE])
         .output()?;
     hasher.update(&package.stdout);
-    hasher.update(std::fs::read(inputs.join("rsheap.config"))?);
+    for fragment in flavour.fragments {
+        hasher.update(std::fs::read(inputs.join(fragment))?);
+    }
     for patch in sorted_files(&inputs.join("patches"), "patch")? {
         hasher.update(std::fs::read(&patch)?);
     }
     hasher.update(tool_version(Path::new(KERNEL_RUSTC), "--version")?);
     hasher.update(tool_version(bindgen, "--version")?);
-    hasher.update(tool_version(Path::new("gcc"), "--version")?);
+    let cc = match flavour.llvm {
+        Some(suffix) => format!("clang{suffix}"),
+        None => "gcc".to_owned(),
+    };
+    hasher.update(tool_version(Path::new(&cc), "--version")?);
+    hasher.update(tool_version(Path::new(flavour.user_cc), "--version")?);
     let mut key = String::new();
     for byte in &hasher.finalize()[..8] {
         write!(key, "{byte:02x}")?;
     }
     Ok(key)
+}
+
+/// Removes what is neither a flavour's folder nor in use: kernels cached in an older layout,
+/// each a few GB.
+fn prune_other_flavours(kernels: &Path) {
+    let Ok(entries) = std::fs::read_dir(kernels) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if ![X86_64.name, ARM64.name, ARM64_KMI.name]
+            .iter()
+            .any(|flavour| name == *flavour)
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Removes kernels built for other inputs; each takes a few GB.

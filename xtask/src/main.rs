@@ -6,11 +6,13 @@
 
 mod aidl_api;
 mod android;
+mod arm64;
 mod bench;
 mod demo;
 mod guest;
 mod java;
 mod kernel;
+mod kmi;
 mod kmod;
 mod progress;
 mod setup;
@@ -47,6 +49,13 @@ enum Command {
     /// Check the vendor-tree files (Android.bp, AIDL, VINTF, init, SELinux, tests) offline;
     /// `test` runs these checks too.
     AndroidCheck,
+    /// Build rsheap.ko for arm64 GKI and check its imports against the android16-6.12 KMI
+    /// (`RSHEAP_KMI` names another symbol list) and its entry points against kCFI.
+    Kmi {
+        /// Record the module's imports in tests/kernel/rsheap-aarch64.imports.
+        #[arg(long)]
+        record: bool,
+    },
     /// Benchmark rsheap beside the in-tree system heap, udmabuf and the raw limit.
     Bench {
         /// Timed runs per workload and variant; medians are reported.
@@ -59,6 +68,10 @@ enum Command {
         /// Report earlier results (a `bench.jsonl` from the guest) instead of running.
         #[arg(long)]
         from: Option<std::path::PathBuf>,
+        /// Run in the arm64 guest (16 KiB pages) and only print and plot the results; without
+        /// `--only`, the allocation and mmap workloads.
+        #[arg(long)]
+        arm64: bool,
     },
 }
 
@@ -70,6 +83,12 @@ fn main() -> Result<()> {
         Command::AidlFreeze => aidl_api::freeze(&setup::workspace_root()?),
         Command::Test { suite } => test::run(suite.as_deref()),
         Command::AndroidCheck => android::run(),
-        Command::Bench { runs, only, from } => bench::run(runs, only.as_deref(), from.as_deref()),
+        Command::Kmi { record } => kmi::run(record),
+        Command::Bench {
+            runs,
+            only,
+            from,
+            arm64,
+        } => bench::run(runs, only.as_deref(), from.as_deref(), arm64),
     }
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::Kernel;
+use crate::kernel::{self, Kernel};
 use crate::progress::run_logged;
 
 /// Debian packages the build and the emulator rig use.
@@ -28,8 +28,16 @@ const APT_PACKAGES: &[&str] = &[
     "rust-web-src",
     "rust-web-clippy",
     "libclang-dev",
-    // The emulator, the guest's init, and module loading in the guest.
+    // The arm64 kernels and the module's KMI check: clang, lld and llvm 19 (Debian's default
+    // clang 14 lacks what kCFI needs), and gcc for arm64 user programs.
+    "clang-19",
+    "lld-19",
+    "llvm-19",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+    // The emulators, the guest's init, and module loading in the guest.
     "qemu-system-x86",
+    "qemu-system-arm",
     "busybox-static",
     "kmod",
     // The guest's scratch file system.
@@ -72,6 +80,8 @@ pub struct Env {
     pub kernel: Kernel,
     /// The folder holding rsbinder's `rsb_hub` (the service manager) and `rsb_service`.
     pub binder_tools: PathBuf,
+    /// The bindgen the kernels' Rust is built with.
+    pub bindgen: PathBuf,
 }
 
 impl Env {
@@ -104,12 +114,13 @@ pub fn run() -> Result<Env> {
         .parent()
         .context("a tool has a folder")?
         .to_path_buf();
-    let kernel = Kernel::ensure(&root, &cache, &bindgen)?;
+    let kernel = Kernel::ensure(&kernel::X86_64, &root, &cache, &bindgen)?;
     Ok(Env {
         root,
         cache,
         kernel,
         binder_tools,
+        bindgen,
     })
 }
 
@@ -157,9 +168,38 @@ fn privileged(program: &str) -> Command {
     }
 }
 
+/// Debian packages of the arm64 guest's programs, from the arm64 architecture: the Rust
+/// standard library for `aarch64-unknown-linux-gnu` of Debian's rustc (Multi-Arch: same, so it
+/// installs beside the amd64 one).
+const APT_ARM64_PACKAGES: &[&str] = &["libstd-rust-web-dev:arm64"];
+
+/// Adds the arm64 architecture to dpkg, whose packages the arm64 rig needs.
+fn add_arm64_architecture() -> Result<()> {
+    let foreign = Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output()
+        .context("run dpkg")?;
+    if String::from_utf8_lossy(&foreign.stdout)
+        .lines()
+        .any(|arch| arch == "arm64")
+    {
+        return Ok(());
+    }
+    let status = privileged("dpkg")
+        .args(["--add-architecture", "arm64"])
+        .status()
+        .context("run dpkg --add-architecture arm64")?;
+    if !status.success() {
+        bail!("dpkg --add-architecture arm64 failed");
+    }
+    Ok(())
+}
+
 pub fn install_packages() -> Result<()> {
+    add_arm64_architecture()?;
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
+        .chain(APT_ARM64_PACKAGES)
         .copied()
         .filter(|p| !is_installed(p))
         .collect();
@@ -185,10 +225,44 @@ pub fn install_packages() -> Result<()> {
     Ok(())
 }
 
+/// rsbinder's tools built for the arm64 guest, installed into the cache's `tools-aarch64/`;
+/// returns their folder.
+pub fn arm64_binder_tools(env: &Env) -> Result<PathBuf> {
+    let mut cargo = crate::arm64::cargo(env);
+    cargo.args(["install", "--target", crate::arm64::TARGET]);
+    let root = env.cache.join("tools-aarch64");
+    let rsb_hub = install_tool_with(
+        cargo,
+        &root,
+        &env.cache,
+        "rsbinder-tools",
+        RSBINDER_TOOLS_VERSION,
+        "rsb_hub",
+    )?;
+    Ok(rsb_hub
+        .parent()
+        .context("a tool has a folder")?
+        .to_path_buf())
+}
+
 /// Installs `krate` at `version` into the cache's `tools/` with `cargo install`, unless it is
 /// there already, and returns the path of its binary `binary`.
 fn install_tool(cache: &Path, krate: &str, version: &str, binary: &str) -> Result<PathBuf> {
-    let root = cache.join("tools");
+    let mut cargo = Command::new("cargo");
+    cargo.arg("install");
+    install_tool_with(cargo, &cache.join("tools"), cache, krate, version, binary)
+}
+
+/// Installs `krate` at `version` into `root` with `cargo_install` (a `cargo install` command),
+/// unless it is there already, and returns the path of its binary `binary`.
+fn install_tool_with(
+    mut cargo_install: Command,
+    root: &Path,
+    cache: &Path,
+    krate: &str,
+    version: &str,
+    binary: &str,
+) -> Result<PathBuf> {
     let path = root.join("bin").join(binary);
     // cargo's record of what it installed into `root`.
     let record = std::fs::read_to_string(root.join(".crates.toml")).unwrap_or_default();
@@ -200,17 +274,9 @@ fn install_tool(cache: &Path, krate: &str, version: &str, binary: &str) -> Resul
     let log = cache.join(format!("{krate}-install.log"));
     run_logged(
         &format!("cargo install {krate}"),
-        Command::new("cargo")
-            .args([
-                "install",
-                "--locked",
-                "--force",
-                krate,
-                "--version",
-                version,
-                "--root",
-            ])
-            .arg(&root),
+        cargo_install
+            .args(["--locked", "--force", krate, "--version", version, "--root"])
+            .arg(root),
         &log,
     )?;
     if !path.exists() {

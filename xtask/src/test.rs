@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every check, each counted, ending with `N passed, N failed`.
 //!
 //! Host: rustfmt and clippy over the workspace and the kernel module, the workspace's unit and
-//! doc tests, a warning-free module build, and a warning-free build of the Java API. Guest: the
+//! doc tests, a warning-free module build, a warning-free build of the Java API, and the
+//! module's KMI and kCFI check for arm64 GKI (see [`kmi`]). Guest: the
 //! kernel's dmabuf-heaps selftest, the `rsheap-suites` test binaries and the Java tests (see
 //! [`java`]), in one boot, then the dmesg gate.
 
@@ -11,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::arm64::{self, Arm64};
 use crate::guest::{self, Echo};
 use crate::java::{self, JavaSuite};
-use crate::kmod;
 use crate::progress::human_duration;
 use crate::setup::{self, Env};
 use crate::tally::Tally;
 use crate::{aidl_api, android};
+use crate::{kmi, kmod};
 
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
@@ -27,6 +29,12 @@ const BROKER_SUITES: [&str; 4] = ["broker", "cli", "sdk_broker", SYSTEM_BROKER_S
 /// The suite that uses the broker the system runs: the rig starts one with the shipped
 /// configuration before it, as init would, and stops it after.
 const SYSTEM_BROKER_SUITE: &str = "system_broker";
+/// The suites that also run on arm64 with 16 KiB pages: those of the kernel module, and one
+/// with the broker.
+const ARM64_SUITES: [&str; 9] = [
+    "heap", "pool", "transfer", "uncached", "vgem", "vmap", "fuzz", "stress", "broker",
+];
+
 /// How long the guest may take for all suites under TCG.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -96,7 +104,10 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
             ),
         }
     }
-    let suites = suite_binaries(&env).and_then(|suites| Ok((suites, guest_programs(&env)?)));
+    println!("\nKMI and kCFI (arm64 GKI)");
+    kmi::check(&env, &mut tally);
+    let suites = suite_binaries(cargo(&env).arg("test"))
+        .and_then(|suites| Ok((suites, guest_programs(&env)?)));
     if let Err(err) = &suites {
         tally.record("emulator suites build", false, &format!("{err:#}"));
     }
@@ -120,9 +131,24 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
                 rsheap,
                 probe,
                 programs,
+                selftest: &env.kernel.selftest,
+                binder_tools: &env.binder_tools,
             };
-            guest_suites(&env, boot, selftest, &binaries, &suites, java, &mut tally)?;
+            let platform = Platform {
+                machine: guest::Machine::x86_64(&env),
+                prefix: "",
+                chunk_orders: Some(&[9, 8, 4, 0]),
+                env: String::new(),
+            };
+            guest_suites(
+                &env, &platform, boot, selftest, &binaries, &suites, java, &mut tally,
+            )?;
         }
+    }
+
+    println!("\narm64, 16 KiB pages: clang, kCFI, MODVERSIONS, no Rust in the kernel");
+    if let Err(err) = arm64_boot(&env, only_suite, &mut tally) {
+        tally.record("arm64 rig runs", false, &format!("{err:#}"));
     }
 
     println!("\ntook {}", human_duration(start.elapsed()));
@@ -226,17 +252,21 @@ fn guest_programs(env: &Env) -> Result<GuestPrograms> {
     })
 }
 
-/// What the guest runs besides the suites.
+/// What the guest runs besides the suites, as paths the guest sees.
 struct GuestBinaries<'a> {
     rsheap: &'a Path,
     probe: &'a Path,
     programs: &'a GuestPrograms,
+    /// The kernel's dmabuf-heaps selftest.
+    selftest: &'a Path,
+    /// The folder of rsbinder's `rsb_hub` and `rsb_service`.
+    binder_tools: &'a Path,
 }
 
 /// Guest script lines that start rsbinder's service manager on the guest's binderfs and wait
 /// until it answers, for the broker's suites and benchmarks; `$RSHEAPD` names the broker.
-pub fn binder_script(env: &Env, rsheapd: &Path) -> String {
-    let tools = env.binder_tools.display();
+pub fn binder_script(tools: &Path, rsheapd: &Path) -> String {
+    let tools = tools.display();
     [
         format!("export RSHEAPD={}", rsheapd.display()),
         format!("{tools}/rsb_hub --insecure-allow-all > rsb_hub.log 2>&1 &"),
@@ -251,8 +281,8 @@ pub fn binder_script(env: &Env, rsheapd: &Path) -> String {
 
 /// Guest script lines that run `suite` while an rsheapd with the shipped configuration
 /// serves `instance`, as init's would on a device.
-fn system_broker_script(env: &Env, instance: &str, suite: &str) -> String {
-    let tools = env.binder_tools.display();
+fn system_broker_script(env: &Env, tools: &Path, instance: &str, suite: &str) -> String {
+    let tools = tools.display();
     let config = env.root.join("service/rsheapd.toml");
     [
         format!(
@@ -285,11 +315,11 @@ fn wait_script(command: &str, tries: u32, failure: &str) -> String {
     .join("\n")
 }
 
-/// Builds the suites' test binaries and returns (name, path) for each.
-fn suite_binaries(env: &Env) -> Result<Vec<(String, PathBuf)>> {
-    let out = cargo(env)
+/// Builds the suites' test binaries with `cargo test` (a `cargo test` command, for the host
+/// or another target) and returns (name, path) for each.
+fn suite_binaries(cargo_test: &mut Command) -> Result<Vec<(String, PathBuf)>> {
+    let out = cargo_test
         .args([
-            "test",
             "--package",
             SUITES_PACKAGE,
             "--no-run",
@@ -325,8 +355,31 @@ fn suite_binaries(env: &Env) -> Result<Vec<(String, PathBuf)>> {
     Ok(binaries)
 }
 
+/// Where a boot's suites run: the machine, and how results are named.
+struct Platform {
+    machine: guest::Machine,
+    /// Prefixed to the names of results, to tell the architectures apart.
+    prefix: &'static str,
+    /// The chunk orders rsheap must report for this platform's page size, if checked.
+    chunk_orders: Option<&'static [u32]>,
+    /// Script lines the suites run after, setting what they need to find on this platform.
+    env: String,
+}
+
+/// The orders of the pools in rsheap's debugfs stats, in the order listed.
+fn pool_orders(stats: &str) -> Vec<u32> {
+    stats
+        .lines()
+        .skip_while(|line| !line.starts_with("pool (order)"))
+        .skip(1)
+        .map_while(|line| line.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn guest_suites(
     env: &Env,
+    platform: &Platform,
     boot: &Boot,
     selftest: bool,
     binaries: &GuestBinaries,
@@ -334,7 +387,8 @@ fn guest_suites(
     java: Option<&JavaSuite>,
     tally: &mut Tally,
 ) -> Result<()> {
-    let mut script = String::new();
+    let prefix = platform.prefix;
+    let mut script = platform.env.clone();
     script += &format!(
         "insmod {} {} > insmod.log 2>&1 && insmod {} >> insmod.log 2>&1; echo $? > insmod.status\n",
         binaries.rsheap.display(),
@@ -346,7 +400,7 @@ fn guest_suites(
             .iter()
             .any(|(name, _)| BROKER_SUITES.contains(&name.as_str()))
     {
-        script += &binder_script(env, &binaries.programs.rsheapd);
+        script += &binder_script(binaries.binder_tools, &binaries.programs.rsheapd);
     }
     script += &format!(
         "export RSHEAPCTL={} RSHEAP_EXAMPLES={}\n",
@@ -356,7 +410,7 @@ fn guest_suites(
     if selftest {
         script += &format!(
             "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",
-            env.kernel.selftest.display()
+            binaries.selftest.display()
         );
     }
     for (name, path) in suites {
@@ -366,7 +420,7 @@ fn guest_suites(
         );
         if name == SYSTEM_BROKER_SUITE {
             let instance = android::broker_instance(&env.root)?;
-            script += &system_broker_script(env, &instance, &run);
+            script += &system_broker_script(env, binaries.binder_tools, &instance, &run);
         } else {
             script += &run;
         }
@@ -377,8 +431,17 @@ fn guest_suites(
     // kmemleak only reports objects older than five seconds.
     script += "sleep 6; echo scan > /sys/kernel/debug/kmemleak; cat /sys/kernel/debug/kmemleak > kmemleak.txt\n";
     script += "cat /sys/kernel/debug/dma-api/error_count > dma-api-errors.txt\n";
+    script += "cat /sys/kernel/debug/rsheap/stats > rsheap-stats.txt\n";
 
-    let run = guest::run(env, boot.label, &script, GUEST_TIMEOUT, Echo::Spinner)?;
+    let label = format!("{prefix}{}", boot.label);
+    let run = guest::run_on(
+        env,
+        &platform.machine,
+        &label,
+        &script,
+        GUEST_TIMEOUT,
+        Echo::Spinner,
+    )?;
     if let Some(boot) = run.boot_seconds {
         println!(
             "  guest booted to its first command in {boot:.1} s (guest clock); whole run {}",
@@ -386,7 +449,7 @@ fn guest_suites(
         );
     }
     let insmod_ok = run.read("insmod.status").trim() == "0";
-    let insmod = format!("[{}] insmod rsheap.ko {}", boot.label, boot.module_args);
+    let insmod = format!("[{label}] insmod rsheap.ko {}", boot.module_args);
     tally.record(insmod.trim_end(), insmod_ok, &run.read("insmod.log"));
 
     if selftest {
@@ -400,7 +463,7 @@ fn guest_suites(
                 .any(|(heap, passed, failed)| heap == ours && *passed > 0 && *failed == 0)
             {
                 tally.record(
-                    &format!("kselftest dmabuf-heaps passes on {ours}"),
+                    &format!("{prefix}kselftest dmabuf-heaps passes on {ours}"),
                     false,
                     &run.read("selftest.tap"),
                 );
@@ -414,8 +477,12 @@ fn guest_suites(
         .chain(java.map(|_| java::SUITE));
     for name in names {
         let log = run.read(&format!("suite-{name}.log"));
-        if !tally.add_libtest(name, &log) {
-            tally.record(&format!("suite {name} ran"), false, &guest::tail(&log, 40));
+        if !tally.add_libtest(&format!("{prefix}{name}"), &log) {
+            tally.record(
+                &format!("{prefix}suite {name} ran"),
+                false,
+                &guest::tail(&log, 40),
+            );
         } else {
             print_libtest_lines(&log);
         }
@@ -425,22 +492,31 @@ fn guest_suites(
     }
     let dma_errors = run.read("dma-api-errors.txt");
     tally.record(
-        "DMA-API debugging counts no errors",
+        &format!("[{label}] DMA-API debugging counts no errors"),
         dma_errors.trim() == "0",
         &dma_errors,
     );
     let kmemleak = run.read("kmemleak.txt");
     tally.record(
-        "kmemleak reports nothing",
+        &format!("[{label}] kmemleak reports nothing"),
         kmemleak.trim().is_empty(),
         &kmemleak,
     );
     let splats = run.splats();
     tally.record(
-        "guest kernel log has no splat",
+        &format!("[{label}] guest kernel log has no splat"),
         splats.is_empty(),
         &splats.join("\n"),
     );
+    if let Some(expected) = platform.chunk_orders {
+        let stats = run.read("rsheap-stats.txt");
+        let orders = pool_orders(&stats);
+        tally.record(
+            &format!("[{label}] chunk orders on this page size are {expected:?}"),
+            orders == expected,
+            &stats,
+        );
+    }
     Ok(())
 }
 
@@ -455,4 +531,105 @@ fn print_libtest_lines(log: &str) {
             }
         }
     }
+}
+
+/// Builds rsheap.ko, the probe and the suites for arm64, and runs [`ARM64_SUITES`] (and the
+/// selftest) in one boot of the arm64 kernel.
+fn arm64_boot(env: &Env, only_suite: Option<&str>, tally: &mut Tally) -> Result<()> {
+    let wanted: Vec<&str> = ARM64_SUITES
+        .into_iter()
+        .filter(|name| only_suite.is_none_or(|only| only == *name))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let arm = Arm64::ensure(env)?;
+    let mut modules = Vec::new();
+    for module in [&kmod::RSHEAP, &kmod::VMAP_PROBE] {
+        let (ko, warnings) =
+            kmod::build_against(env, &arm.kernel, crate::kernel::ARM64.name, module)?;
+        tally.record(
+            &format!(
+                "[arm64] {}.ko builds without warnings (clang W=1, rustc, clippy)",
+                module.name
+            ),
+            warnings.is_empty(),
+            &warnings.join("\n"),
+        );
+        modules.push(ko);
+    }
+    let suites: Vec<(String, PathBuf)> =
+        suite_binaries(arm64::cargo(env).args(["test", "--target", arm64::TARGET]))?
+            .into_iter()
+            .filter(|(name, _)| wanted.contains(&name.as_str()))
+            .collect();
+    let mut files: Vec<PathBuf> = modules.clone();
+    files.push(arm.kernel.selftest.clone());
+    files.extend(suites.iter().map(|(_, path)| path.clone()));
+    let brokered = suites
+        .iter()
+        .any(|(name, _)| BROKER_SUITES.contains(&name.as_str()));
+    let mut env_lines = String::new();
+    if brokered {
+        // The broker suite's client processes, which it finds through cargo on the host.
+        let client = arm64::target_dir(env)
+            .join(arm64::TARGET)
+            .join("debug/broker_client");
+        env_lines += "export RSHEAP_BROKER_CLIENT=\"$RUN/broker_client\"\n";
+        files.push(client);
+        let status = arm64::cargo(env)
+            .args(["build", "--quiet", "--target", arm64::TARGET])
+            .args(["--package", "rsheap-broker", "--bins"])
+            .status()
+            .context("build rsheapd for arm64")?;
+        if !status.success() {
+            bail!("building rsheapd for arm64 failed");
+        }
+        files.push(
+            arm64::target_dir(env)
+                .join(arm64::TARGET)
+                .join("debug/rsheapd"),
+        );
+        let tools = setup::arm64_binder_tools(env)?;
+        files.push(tools.join("rsb_hub"));
+        files.push(tools.join("rsb_service"));
+    }
+    let name_of =
+        |path: &Path| -> PathBuf { Path::new(".").join(path.file_name().unwrap_or_default()) };
+    let guest_suites_list: Vec<(String, PathBuf)> = suites
+        .iter()
+        .map(|(name, path)| (name.clone(), name_of(path)))
+        .collect();
+    let programs = GuestPrograms {
+        rsheapd: PathBuf::from("./rsheapd"),
+        rsheapctl: PathBuf::from("./rsheapctl"),
+        examples: PathBuf::from("."),
+    };
+    let [rsheap, probe] = [&modules[0], &modules[1]].map(|ko| name_of(ko));
+    let selftest = name_of(&arm.kernel.selftest);
+    let binaries = GuestBinaries {
+        rsheap: &rsheap,
+        probe: &probe,
+        programs: &programs,
+        selftest: &selftest,
+        binder_tools: Path::new("."),
+    };
+    let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let platform = Platform {
+        machine: arm.machine(&files),
+        prefix: "arm64 ",
+        chunk_orders: Some(&[7, 6, 2, 0]),
+        env: env_lines,
+    };
+    println!("\nemulator: arm64 (kernel {})", arm.kernel.release);
+    guest_suites(
+        env,
+        &platform,
+        &BOOTS[0],
+        only_suite.is_none(),
+        &binaries,
+        &guest_suites_list,
+        None,
+        tally,
+    )
 }

@@ -11,6 +11,15 @@ use nix::unistd::{lseek, Whence};
 use crate::uapi::{self, dma_buf_ioctl_sync, DmaBufSync};
 use crate::{Error, Result};
 
+/// The CPU's base page size in bytes (4 KiB, 16 KiB or 64 KiB): heaps round every buffer's
+/// size up to a multiple of it.
+pub fn page_size() -> usize {
+    // SAFETY: `sysconf` has no preconditions.
+    let size = unsafe { nix::libc::sysconf(nix::libc::_SC_PAGESIZE) };
+    // Linux always answers; otherwise the smallest page size any of its architectures has.
+    usize::try_from(size).unwrap_or(4096)
+}
+
 /// An owned dma-buf.
 #[derive(Debug)]
 pub struct Buffer {

@@ -32,7 +32,7 @@ pub use broker::{
     AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, HeapInfo, Usage,
     CONNECT_TIMEOUT,
 };
-pub use buffer::{Buffer, CpuAccess, Mapping, SyncDirection};
+pub use buffer::{page_size, Buffer, CpuAccess, Mapping, SyncDirection};
 pub use error::{Error, Result};
 pub use file_io::{FileIo, IoPath, Span, Transferred, CONTROL_DEVICE, PROGRESS_STEP};
 pub use heap::{heap_names, Heap, HEAP_DIR};

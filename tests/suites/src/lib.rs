@@ -83,13 +83,7 @@ pub fn fill_and_check(buffer: &rsheap::Buffer, seed: u8) {
     }
 }
 
-/// The page size.
-pub fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |size| size as usize)
-}
+pub use rsheap::page_size;
 
 /// Column `index` (0: live buffers, 1: their bytes) of a heap's line in rsheap's stats.
 pub fn heap_stat(heap: &str, index: usize) -> u64 {
@@ -183,6 +177,28 @@ pub fn vmap_probe(fd: &impl AsRawFd, mode: &str) -> Vec<(String, String)> {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
         })
         .collect()
+}
+
+/// Whether the page mapped at `addr` in this process is write-combined (the probe compares its
+/// protection with what `pgprot_writecombine()` makes of it); the page must be mapped.
+pub fn is_write_combined(addr: *const u8) -> bool {
+    use std::io::{Read, Seek, Write};
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .open("/sys/kernel/debug/rsheap_prot_probe")
+        .expect("open the protection probe (is rsheap_vmap_probe.ko loaded?)");
+    file.write_all(format!("{:x}", addr as usize).as_bytes())
+        .expect("probe the page");
+    file.rewind().expect("rewind");
+    let mut answer = String::new();
+    file.read_to_string(&mut answer)
+        .expect("read the probe's answer");
+    match answer.trim() {
+        "writecombine=1" => true,
+        "writecombine=0" => false,
+        other => panic!("the protection probe answered {other:?}"),
+    }
 }
 
 /// The value of `key` in the vmap probe's answers.

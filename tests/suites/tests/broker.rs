@@ -14,8 +14,8 @@ use rsbinder::{Interface, ParcelFileDescriptor, SIBinder, Strong};
 use rsheap::{Buffer, SyncDirection};
 use rsheap_suites::broker::{error_code, is_dead_object, request, token, Daemon, SHIPPED_CONFIG};
 use rsheap_suites::{
-    drain_pools, drop_caches, fdinfo, fill_and_check, hash, heap_stat, meminfo, scratch_path,
-    write_random_file, RSHEAP, RSHEAP_UNCACHED,
+    drain_pools, drop_caches, fdinfo, fill_and_check, hash, heap_stat, meminfo, page_size,
+    scratch_path, write_random_file, RSHEAP, RSHEAP_UNCACHED,
 };
 use vendor_rsheap::aidl::vendor::rsheap::{
     AllocationRequest::AllocationRequest,
@@ -122,7 +122,10 @@ struct ClientProcess {
 
 impl ClientProcess {
     fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_broker_client"))
+        // Where the rig copied it, on a guest that cannot see the host's build folders.
+        let binary = std::env::var_os("RSHEAP_BROKER_CLIENT")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_broker_client").into());
+        let mut child = Command::new(binary)
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -147,6 +150,7 @@ impl ClientProcess {
 fn allocates_names_maps_lists_and_frees_buffers() {
     let (_daemon, broker) = Daemon::start(SHIPPED_CONFIG);
     let client = token();
+    let page = page_size() as i64;
     let mut ids = Vec::new();
     for (usage, tag) in [
         (Usage::CAMERA_FRAME, "camera"),
@@ -160,7 +164,7 @@ fn allocates_names_maps_lists_and_frees_buffers() {
             asked.debugName = Some(format!("{tag} test buffer"));
             let made = broker.allocate(&client, &asked).expect("allocate");
             let info = &made.info;
-            assert_eq!(info.size, 3 * MIB + 4096, "rounded up to pages");
+            assert_eq!(info.size, 3 * MIB + page, "rounded up to pages");
             assert_eq!(info.heap, if cached { RSHEAP } else { RSHEAP_UNCACHED });
             assert_eq!(info.usage, usage);
             assert_eq!(info.cached, cached);
@@ -190,10 +194,10 @@ fn allocates_names_maps_lists_and_frees_buffers() {
         .collect();
     assert_eq!(listed, ids, "the client's buffers, oldest first");
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids grow");
-    assert_eq!(heap_buffers(&broker, RSHEAP), (4, 4 * (3 * MIB + 4096)));
+    assert_eq!(heap_buffers(&broker, RSHEAP), (4, 4 * (3 * MIB + page)));
     assert_eq!(
         heap_buffers(&broker, RSHEAP_UNCACHED),
-        (4, 4 * (3 * MIB + 4096))
+        (4, 4 * (3 * MIB + page))
     );
     let heaps = broker.getHeaps().expect("heaps");
     let rsheap = heaps.iter().find(|h| h.name == RSHEAP).expect("rsheap");

@@ -1,6 +1,7 @@
 //! `rsheapctl`'s output and exit status for every subcommand, good arguments and bad, against
 //! the real heaps and a real rsheapd: golden transcripts under `cli/`, where `[..]` stands for
-//! what changes from run to run (ids, pids, times) and `...` for lines that do.
+//! what changes from run to run (ids, pids, times), `...` for lines that do, and `[PAGE]` for
+//! the size of one page.
 //!
 //! The rig names the binary in `$RSHEAPCTL`. In the guest, `TRYCMD=dump` writes what each
 //! command printed under the run folder's `dump/`, to start a new transcript from.
@@ -24,6 +25,11 @@ fn transcripts(glob: &str) -> trycmd::TestCases {
     // The transcripts inspect system-wide state: one at a time.
     std::env::set_var("RAYON_NUM_THREADS", "1");
     let cases = trycmd::TestCases::new();
+    // A buffer of one page, as rsheapctl prints its size.
+    let page = format!("{:.1} KiB", rsheap_suites::page_size() as f64 / 1024.0);
+    cases
+        .insert_var("[PAGE]", page)
+        .expect("[PAGE] is a valid redaction");
     cases
         .register_bin("rsheapctl", rsheapctl())
         .timeout(Duration::from_secs(300))

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use rsheap::uapi::{self, DmaBufSync, DmaHeapAllocationData};
-use rsheap_suites::{open_heap, raw_alloc, RSHEAP, RSHEAP_UNCACHED};
+use rsheap_suites::{open_heap, page_size, raw_alloc, RSHEAP, RSHEAP_UNCACHED};
 
 const CALLS: usize = 100_000;
 
@@ -115,9 +115,10 @@ fn buffer_call(rng: &mut fastrand::Rng, buffer: &OwnedFd) -> Result<(), Errno> {
             let Some(len) = NonZeroUsize::new(rng.usize(0..=(1 << 21))) else {
                 return Err(Errno::EINVAL);
             };
-            let offset = (rng.i64(0..=512) * 4096)
+            let page = page_size() as i64;
+            let offset = (rng.i64(0..=512) * page)
                 + if rng.u8(0..8) == 0 {
-                    rng.i64(1..4096)
+                    rng.i64(1..page)
                 } else {
                     0
                 };

@@ -7,7 +7,7 @@ use rsheap::{
 };
 use rsheap_suites::broker::{Daemon, SHIPPED_CONFIG};
 use rsheap_suites::{
-    drop_caches, fill_and_check, hash, hash_file, scratch_path, write_random_file,
+    drop_caches, fill_and_check, hash, hash_file, page_size, scratch_path, write_random_file,
 };
 
 const MIB: usize = 1 << 20;
@@ -21,7 +21,7 @@ fn allocate_map_write_read_free() {
         ..AllocationOptions::usage(Usage::CAMERA_FRAME)
     };
     let buffer = broker.allocate(4 * MIB + 1, &options).expect("allocate");
-    assert_eq!(buffer.buffer().len(), 4 * MIB + 4096);
+    assert_eq!(buffer.buffer().len(), 4 * MIB + page_size());
     assert_eq!(buffer.heap(), "rsheap");
     assert!(buffer
         .name()

@@ -6,21 +6,21 @@ use std::time::{Duration, Instant};
 use nix::unistd::{fork, ForkResult};
 use rsheap::{Buffer, Heap};
 use rsheap_suites::{
-    drain_pools, kill_and_reap, meminfo, open_heap, raw_alloc, request, total_ram, vmstat, RSHEAP,
-    RSHEAP_UNCACHED,
+    drain_pools, kill_and_reap, meminfo, open_heap, page_size, raw_alloc, request, total_ram,
+    vmstat, RSHEAP, RSHEAP_UNCACHED,
 };
 
 /// Writes a value into the first and last 8 bytes of every page and checks them.
 fn stamp_and_check(buffer: &Buffer, stamp: u64) {
     let mut mapping = buffer.map().expect("map");
     let bytes = mapping.as_mut_slice();
-    for (i, page) in bytes.chunks_mut(4096).enumerate() {
+    for (i, page) in bytes.chunks_mut(page_size()).enumerate() {
         let value = (stamp ^ i as u64).to_ne_bytes();
         page[..8].copy_from_slice(&value);
         let end = page.len() - 8;
         page[end..].copy_from_slice(&value);
     }
-    for (i, page) in bytes.chunks(4096).enumerate() {
+    for (i, page) in bytes.chunks(page_size()).enumerate() {
         let value = (stamp ^ i as u64).to_ne_bytes();
         assert_eq!(&page[..8], &value, "page {i} start");
         assert_eq!(&page[page.len() - 8..], &value, "page {i} end");
@@ -40,7 +40,7 @@ fn a_hundred_threads_allocate_a_hundred_buffers_each() {
                 .expect("open heap");
                 let mut held: Vec<Buffer> = Vec::new();
                 for round in 0..100u64 {
-                    let len = 4096 << (round % 7);
+                    let len = page_size() << (round % 7);
                     let buffer = heap.allocate(len).expect("allocate");
                     stamp_and_check(&buffer, thread << 32 | round);
                     // Keep a few alive so frees and allocations interleave.
@@ -100,7 +100,7 @@ fn a_fatal_signal_stops_a_large_allocation_and_leaks_nothing() {
 fn impossible_sizes_trigger_no_oom_kill() {
     let ooms = vmstat("oom_kill");
     let heap = open_heap(RSHEAP);
-    for len in [total_ram() + 4096, 2 * total_ram(), 1 << 40] {
+    for len in [total_ram() + page_size() as u64, 2 * total_ram(), 1 << 40] {
         let start = Instant::now();
         let err = raw_alloc(&heap, request(len))
             .map(drop)

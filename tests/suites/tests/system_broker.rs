@@ -8,7 +8,9 @@
 
 use std::path::PathBuf;
 
-use rsheap::{AllocationOptions, Broker, BrokerErrorCode, Error, Span, SyncDirection, Usage};
+use rsheap::{
+    page_size, AllocationOptions, Broker, BrokerErrorCode, Error, Span, SyncDirection, Usage,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -51,7 +53,7 @@ fn allocates_maps_and_frees() {
         ..AllocationOptions::usage(Usage::MODEL_WEIGHTS)
     };
     let buffer = broker.allocate(MIB + 1, &options).expect("allocate");
-    assert_eq!(buffer.buffer().len(), MIB + 4096);
+    assert_eq!(buffer.buffer().len(), MIB + page_size());
     assert!(heaps.iter().any(|heap| heap == buffer.heap()), "{heaps:?}");
     {
         let mut mapping = buffer.buffer().map().expect("map");
@@ -105,9 +107,10 @@ fn loads_a_file_where_asked() {
     }
 
     // The second MiB of the file, one page into the buffer.
+    let page = page_size();
     let span = Span {
         file_offset: MIB as u64,
-        buffer_offset: 4096,
+        buffer_offset: page as u64,
         len: MIB as u64,
     };
     let opened = std::fs::File::open(&file.0).expect("open");
@@ -121,7 +124,7 @@ fn loads_a_file_where_asked() {
             .buffer()
             .cpu_access(SyncDirection::Read)
             .expect("sync");
-        let range = &mapping.as_slice()[4096..4096 + MIB];
+        let range = &mapping.as_slice()[page..page + MIB];
         assert!(range == &content[MIB..2 * MIB], "the range's bytes");
     }
     broker.free(buffer).expect("free");

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use nix::{ioctl_readwrite, ioctl_write_ptr};
 use rsheap::{Heap, SyncDirection};
-use rsheap_suites::{pattern_byte, RSHEAP, RSHEAP_UNCACHED};
+use rsheap_suites::{page_size, pattern_byte, RSHEAP, RSHEAP_UNCACHED};
 
 /// `struct drm_prime_handle`.
 #[repr(C)]
@@ -72,9 +72,9 @@ fn close(vgem: &File, handle: u32) {
 fn vgem_imports_buffers_and_cpu_sync_round_trips() {
     let vgem = open_vgem();
     for (heap, len) in [
-        (RSHEAP, 4096),
+        (RSHEAP, page_size()),
         (RSHEAP, 1 << 20),
-        (RSHEAP, (17 << 20) + 4096),
+        (RSHEAP, (17 << 20) + page_size()),
         (RSHEAP_UNCACHED, 3 << 20),
     ] {
         let heap = Heap::open(heap).expect("open heap");
@@ -115,4 +115,54 @@ fn buffers_freed_while_imported_stay_alive_until_the_importer_lets_go() {
     drop(buffer);
     // The GEM object holds the dma-buf; releasing it now runs detach and release.
     close(&vgem, handle);
+}
+
+/// Counts the DMA API's sync events for vgem's device in the trace (lines like
+/// `dma_sync_sg_for_cpu: vgem dir=BIDIRECTIONAL ...`), by event name.
+#[cfg(target_arch = "aarch64")]
+fn vgem_syncs(trace: &str, event: &str) -> usize {
+    let wanted = format!(" {event}: vgem ");
+    trace.lines().filter(|line| line.contains(&wanted)).count()
+}
+
+// On QEMU's virt machine vgem's platform device has no firmware node and is not DMA-coherent,
+// so syncing its mapping is real cache maintenance; TCG models no caches, so the test checks
+// that the calls happen rather than what they do to the data.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn cpu_access_syncs_the_importers_mapping_unless_the_heap_is_uncached() {
+    use std::path::Path;
+    let tracing = Path::new("/sys/kernel/tracing");
+    let events = ["dma_sync_sg_for_cpu", "dma_sync_sg_for_device"];
+    let enable = |on: &str| {
+        for event in events {
+            std::fs::write(tracing.join("events/dma").join(event).join("enable"), on)
+                .expect("switch a DMA trace event");
+        }
+    };
+    enable("1");
+    let vgem = open_vgem();
+    for (heap, syncs) in [(RSHEAP, true), (RSHEAP_UNCACHED, false)] {
+        std::fs::write(tracing.join("trace"), "").expect("clear the trace");
+        let buffer = Heap::open(heap)
+            .expect("open heap")
+            .allocate(4 << 20)
+            .expect("allocate");
+        let handle = import(&vgem, buffer.as_fd().as_raw_fd());
+        for direction in [SyncDirection::Write, SyncDirection::Read] {
+            let access = buffer.cpu_access(direction).expect("begin CPU access");
+            access.end().expect("end CPU access");
+        }
+        let trace = std::fs::read_to_string(tracing.join("trace")).expect("read the trace");
+        for event in events {
+            let count = vgem_syncs(&trace, event);
+            if syncs {
+                assert!(count >= 2, "{heap}: {count} {event} for vgem:\n{trace}");
+            } else {
+                assert_eq!(count, 0, "{heap}: {event} for vgem:\n{trace}");
+            }
+        }
+        close(&vgem, handle);
+    }
+    enable("0");
 }

@@ -43,7 +43,7 @@ public class HeapBrokerTest {
             AllocationOptions options = AllocationOptions.forUsage(Usage.CAMERA_FRAME)
                     .withDebugName("preview");
             Buffer buffer = broker.allocate(4 * MIB + 1, options);
-            assertEquals(4 * MIB + 4096, buffer.size());
+            assertEquals(4 * MIB + PageSize.bytes(), buffer.size());
             assertEquals("rsheap", buffer.heap());
             String prefix = "camera-" + ProcessHandle.current().pid() + "-";
             assertTrue(buffer.name(), buffer.name().startsWith(prefix));

@@ -55,14 +55,15 @@ public class SystemBrokerTest {
 
             Buffer buffer = broker.allocate(MIB + 1, AllocationOptions
                     .forUsage(Usage.MODEL_WEIGHTS).withDebugName("system-broker-test"));
-            assertEquals(MIB + 4096, buffer.size());
+            int page = PageSize.bytes();
+            assertEquals(MIB + page, buffer.size());
             assertTrue(buffer.heap() + " is not one of " + heaps, heaps.contains(buffer.heap()));
 
             ByteBuffer bytes = buffer.map();
-            for (int i = 0; i < bytes.capacity(); i += 4096) {
+            for (int i = 0; i < bytes.capacity(); i += page) {
                 bytes.putInt(i, i ^ 0x5a5a5a5a);
             }
-            for (int i = 0; i < bytes.capacity(); i += 4096) {
+            for (int i = 0; i < bytes.capacity(); i += page) {
                 assertEquals(i ^ 0x5a5a5a5a, bytes.getInt(i));
             }
 
@@ -91,10 +92,11 @@ public class SystemBrokerTest {
             assertArrayEquals(content, loaded);
 
             // The second MiB of the file, one page into the buffer.
-            assertEquals(MIB, buffer.loadFile(file.toString(), MIB, 4096, MIB, null));
+            int page = PageSize.bytes();
+            assertEquals(MIB, buffer.loadFile(file.toString(), MIB, page, MIB, null));
             byte[] slice = new byte[MIB];
             ByteBuffer view = buffer.map();
-            view.position(4096);
+            view.position(page);
             view.get(slice);
             byte[] expected = new byte[MIB];
             System.arraycopy(content, MIB, expected, 0, MIB);
