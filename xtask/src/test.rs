@@ -2,9 +2,10 @@
 //!
 //! Host: rustfmt and clippy over the workspace and the kernel module, the workspace's unit and
 //! doc tests, a warning-free module build, a warning-free build of the Java API, and the
-//! module's KMI and kCFI check for arm64 GKI (see [`kmi`]). Guest: the
-//! kernel's dmabuf-heaps selftest, the `rsheap-suites` test binaries and the Java tests (see
-//! [`java`]), in one boot, then the dmesg gate.
+//! module's KMI and kCFI check for arm64 GKI (see [`kmi`]). x86_64 guest: the kernel's
+//! dmabuf-heaps selftest, the `rsheap-suites` test binaries and the Java tests (see [`java`]),
+//! in one boot, then the dmesg gate; a second boot with `mem_accounting=1`. arm64 guest (16 KiB
+//! pages, see [`arm64`]): the selftest and [`ARM64_SUITES`], with the same gates.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -362,7 +363,7 @@ struct Platform {
     prefix: &'static str,
     /// The chunk orders rsheap must report for this platform's page size, if checked.
     chunk_orders: Option<&'static [u32]>,
-    /// Script lines the suites run after, setting what they need to find on this platform.
+    /// Script lines run before the suites: where they find what the host's paths would name.
     env: String,
 }
 
