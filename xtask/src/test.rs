@@ -434,7 +434,11 @@ fn guest_suites(
     script += "cat /sys/kernel/debug/dma-api/error_count > dma-api-errors.txt\n";
     script += "cat /sys/kernel/debug/rsheap/stats > rsheap-stats.txt\n";
 
-    let label = format!("{prefix}{}", boot.label);
+    // The run folder's name, which the kernel command line carries: no spaces.
+    let label = match prefix.trim() {
+        "" => boot.label.to_owned(),
+        platform => format!("{platform}-{}", boot.label),
+    };
     let run = guest::run_on(
         env,
         &platform.machine,
