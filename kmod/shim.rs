@@ -8,22 +8,9 @@
 
 use core::ptr::NonNull;
 
-use crate::kernel::bindings::{self, c_char, c_int, c_uint, c_ulong, c_void, consts};
+use crate::kernel::bindings::{self, c_char, c_int, c_uint, c_ulong, c_void, consts, opaque_types};
 use crate::kernel::error::{from_err_ptr, to_result};
 use crate::kernel::prelude::*;
-
-/// Declares C types that Rust only handles behind pointers.
-macro_rules! opaque_types {
-    ($($(#[$doc:meta])* $name:ident;)*) => {
-        $(
-            $(#[$doc])*
-            #[repr(C)]
-            pub(crate) struct $name {
-                _private: [u8; 0],
-            }
-        )*
-    };
-}
 
 opaque_types! {
     /// `struct dma_heap`.

@@ -32,6 +32,8 @@ macro_rules! opaque_types {
     };
 }
 
+pub(crate) use opaque_types;
+
 opaque_types! {
     /// `struct page`.
     page;
