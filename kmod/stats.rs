@@ -26,9 +26,10 @@ struct SeqText(*mut bindings::seq_file);
 
 impl Write for SeqText {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // A full buffer is not an error here: seq_file then calls `show` again with a larger
+        // one.
         // SAFETY: `self.0` is the seq_file being shown (see `Inventory::show`), and `s` is
-        // valid for its length. A full buffer is not an error here: seq_file then calls
-        // `show` again with a larger one.
+        // valid for its length.
         unsafe { bindings::seq_write(self.0, s.as_ptr().cast(), s.len()) };
         Ok(())
     }

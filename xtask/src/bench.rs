@@ -151,31 +151,32 @@ fn run_arm64(env: &setup::Env, runs: usize, only: Option<&str>) -> Result<()> {
     run.ensure_clean("arm64 benchmark")?;
     let results = Results::parse(&run.read("bench.jsonl"))?;
     println!("results: {}", run.dir.join("bench.jsonl").display());
-    let table = results.table();
-    println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
-    let plot = env.target().join("bench-arm64.png");
-    results.plot(&plot)?;
-    println!("plot: {}", plot.display());
-    Ok(())
+    results.print_and_plot(runs, &env.target().join("bench-arm64.png"))
 }
 
 impl Results {
     /// Prints the table, draws the plot and, for a full run, updates README.md.
     fn report(&self, root: &Path, runs: usize, full: bool) -> Result<()> {
-        let table = self.table();
-        println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
         // A partial run must not replace the plot README.md shows.
         let plot = if full {
             root.join("docs/bench.png")
         } else {
             root.join("target/bench-partial.png")
         };
-        self.plot(&plot)?;
-        println!("plot: {}", plot.display());
+        self.print_and_plot(runs, &plot)?;
         if full {
             update_readme(&root.join("README.md"), &self.markdown(runs))?;
             println!("README.md: results section updated");
         }
+        Ok(())
+    }
+
+    /// Prints the table of medians and draws the plot into `plot`.
+    fn print_and_plot(&self, runs: usize, plot: &Path) -> Result<()> {
+        let table = self.table();
+        println!("\nmedian of {runs} runs; speed-up = {BASELINE} time / this time\n{table}");
+        self.plot(plot)?;
+        println!("plot: {}", plot.display());
         Ok(())
     }
 
