@@ -16,6 +16,13 @@
 //! held for the whole transfer and taken first: `Buffer::transfer` -> `Buffer::inner`. Waiting
 //! for it is interruptible, and the mutex hands the buffer to the next waiter itself, so a
 //! signalled waiter never leaves the others asleep on an idle buffer.
+//!
+//! # Teardown
+//!
+//! The last reference to the dma-buf releases the buffer ([`Buffer::drop`]), after every
+//! importer has detached, in this order: attachments left over have their tables unmapped and
+//! freed; the kernel mapping is unmapped; the heap stops counting the buffer; and only then do
+//! the pages go back to the pools, when nothing can reach them any more.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
@@ -37,6 +44,16 @@ pub(crate) struct VmaRange {
     pub(crate) start: usize,
     pub(crate) end: usize,
     pub(crate) pgoff: usize,
+}
+
+/// A buffer's pages during its one running file transfer.
+pub(crate) struct TransferTarget<'a> {
+    pub(crate) pages: &'a PageSet,
+    /// For an uncached buffer, the heap that writes back and invalidates CPU cache lines
+    /// ([`Heap::flush_segments`]) of the pages the page cache path touches: it reaches them
+    /// through the cached linear mapping, behind the write-combined mappings' back. Direct
+    /// I/O needs none: the device's DMA mapping maintains the caches.
+    pub(crate) flush_through: Option<&'a Heap>,
 }
 
 /// A device attached to a buffer.
@@ -211,35 +228,26 @@ impl Buffer {
     }
 
     /// Runs `f`, which moves bytes into or out of the buffer's pages, as the buffer's only file
-    /// transfer, with the cache maintenance of CPU access around it.
+    /// transfer, between [`Self::begin_cpu_access`] and [`Self::end_cpu_access`].
     ///
     /// Transfers of one buffer take turns: this first waits for a running one to end, and fails
-    /// with `ERESTARTSYS` if a signal ends the wait. Pages of an uncached buffer are also
-    /// written back and invalidated in the CPU caches on both sides, since the page cache path
-    /// reaches them through the cached linear mapping.
-    pub(crate) fn exclusive_transfer<T>(&self, f: impl FnOnce(&PageSet) -> Result<T>) -> Result<T> {
+    /// with `ERESTARTSYS` if a signal ends the wait.
+    pub(crate) fn exclusive_transfer<T>(
+        &self,
+        f: impl FnOnce(TransferTarget<'_>) -> Result<T>,
+    ) -> Result<T> {
         let _turn = self
             .transfer
             .lock_interruptible()
             .map_err(|_| ERESTARTSYS)?;
-        self.cpu_synced(|| f(&self.pages))
-    }
-
-    /// Runs `f` between [`Self::begin_cpu_access`] and [`Self::end_cpu_access`], flushing an
-    /// uncached buffer's pages before and after. A failed flush after `f` is reported as the
-    /// result, though `f` moved its bytes.
-    fn cpu_synced<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        if self.uncached() {
-            self.heap.flush(&self.pages)?;
-        }
+        let target = TransferTarget {
+            pages: &self.pages,
+            flush_through: self.uncached().then_some(&*self.heap),
+        };
         self.begin_cpu_access();
-        let result = f();
+        let result = f(target);
         self.end_cpu_access();
-        let value = result?;
-        if self.uncached() {
-            self.heap.flush(&self.pages)?;
-        }
-        Ok(value)
+        result
     }
 
     /// Calls `f` on the kernel mapping in pieces whose length fits the C `int` the cache
@@ -373,13 +381,27 @@ impl Buffer {
 }
 
 impl Drop for Buffer {
+    /// Tears the buffer down in the order the module's docs give.
     fn drop(&mut self) {
-        if let Some(vmap) = self.inner.lock().vmap.take() {
+        let mut inner = self.inner.lock();
+        let attachments = core::mem::take(&mut inner.attachments);
+        let vmap = inner.vmap.take();
+        drop(inner);
+        if !attachments.is_empty() {
+            pr_warn!(
+                "release of a buffer with {} attachments\n",
+                attachments.len()
+            );
+        }
+        // Unmaps and frees each attachment's table.
+        drop(attachments);
+        if let Some(vmap) = vmap {
             // Importers vunmap before the last reference goes, so users left over were leaked.
             if vmap.users > 0 {
-                pr_warn!("releasing a buffer that is still vmapped\n");
+                pr_warn!("release of a buffer with {} vmap users\n", vmap.users);
             }
-            // SAFETY: By the type invariants `addr` came from `vmap`; the buffer is going away.
+            // SAFETY: By the type invariants `addr` came from `vmap`, and the buffer is going
+            // away, so nobody uses the mapping any more.
             unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
         }
         self.heap.buffer_released(self.pages.size());

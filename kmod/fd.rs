@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! References taken from a caller's file descriptors: the file a transfer reads or writes
-//! ([`FileRef`]) and the rsheap buffer on the other side ([`BufferRef`]); and I/O on that
-//! file that may still run after its call returns ([`AsyncIo`]).
+//! ([`FileRef`]), with its read and write calls, and the rsheap buffer on the other side
+//! ([`BufferRef`]).
 //!
 //! Each reference is counted for as long as it lives, so the file, or the dma-buf and its
 //! pages, stay valid while a transfer uses them even if the caller closes the descriptor.
 
-use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::kernel::bindings::{self, c_int, c_uint, c_void, consts};
@@ -109,26 +108,29 @@ impl FileRef {
         (usable && align <= PAGE_SIZE).then_some(align)
     }
 
-    /// Moves `len` bytes, in all, between file offset `pos` and the memory `segments` describe,
-    /// through the page cache: a write to the file if `write`, else a read from it. Returns the
-    /// bytes moved; a read returns 0 at the end of the file.
+    /// Moves `len` bytes, in all, between file offset `pos` and the memory `segments` describe:
+    /// a write to the file if `write`, else a read from it; by direct I/O if `direct`, else
+    /// through the page cache. Returns when the I/O is complete, with the bytes moved; a read
+    /// returns 0 at the end of the file.
     ///
     /// # Safety
     ///
     /// The pages `segments` name must stay allocated for the call.
-    pub(crate) unsafe fn read_write_buffered(
+    pub(crate) unsafe fn read_write(
         &self,
         write: bool,
+        direct: bool,
         pos: u64,
         segments: &[bindings::bio_vec],
         len: usize,
     ) -> Result<usize> {
         // SAFETY: By the type invariants `file` is a live file; the caller guarantees the pages
-        // `segments` describe stay allocated for the call.
+        // `segments` describe stay allocated for the call, which waits for its I/O.
         let ret = unsafe {
-            shim::rsheap_file_rw_buffered(
+            shim::rsheap_file_rw(
                 self.file.as_ptr(),
                 write,
+                direct,
                 pos,
                 segments.as_ptr(),
                 segments.len(),
@@ -152,122 +154,6 @@ impl Drop for FileRef {
     fn drop(&mut self) {
         // SAFETY: By the type invariants this owns one reference, given back here.
         unsafe { bindings::fput(self.file.as_ptr()) };
-    }
-}
-
-/// Where an [`AsyncIo`] stands.
-enum AsyncState {
-    /// No request, or its result was taken.
-    Idle,
-    /// Issued and not yet complete.
-    InFlight,
-    /// Complete, with this result.
-    Done(Result<usize>),
-}
-
-/// A direct read or write of a file that may still be in flight when [`AsyncIo::start`]
-/// returns, and the page vectors it moves bytes through.
-///
-/// # Invariants
-///
-/// `aio` is a request from `rsheap_aio_alloc`, freed on drop. While the state is `InFlight` the
-/// kernel reads `segments` and moves bytes to or from the pages they name, so `segments` is
-/// handed out only when no request is in flight, and drop waits for one that is.
-pub(crate) struct AsyncIo<'a> {
-    aio: NonNull<shim::Aio>,
-    segments: KVec<bindings::bio_vec>,
-    state: AsyncState,
-    /// The files of requests in flight are borrowed for as long as this lives.
-    file: PhantomData<&'a FileRef>,
-}
-
-// SAFETY: The request is only used through `&mut self`, from whichever thread owns this.
-unsafe impl Send for AsyncIo<'_> {}
-
-impl<'a> AsyncIo<'a> {
-    /// A request with room for `capacity` page vectors.
-    pub(crate) fn new(capacity: usize) -> Result<Self> {
-        let segments = KVec::with_capacity(capacity, GFP_KERNEL)?;
-        // SAFETY: No preconditions; returns a zeroed request or null.
-        let aio = NonNull::new(unsafe { shim::rsheap_aio_alloc() }).ok_or(ENOMEM)?;
-        // INVARIANT: A fresh request, not in flight.
-        Ok(Self {
-            aio,
-            segments,
-            state: AsyncState::Idle,
-            file: PhantomData,
-        })
-    }
-
-    /// The page vectors, to describe the next request with; `EBUSY` while one is in flight.
-    pub(crate) fn segments(&mut self) -> Result<&mut KVec<bindings::bio_vec>> {
-        match self.state {
-            AsyncState::InFlight => Err(EBUSY),
-            _ => Ok(&mut self.segments),
-        }
-    }
-
-    /// Issues a direct read of `file` at `pos` into the pages `segments` name, `len` bytes in
-    /// all, or a write from them if `write`. The result comes from [`Self::finish`]; `EBUSY`
-    /// here means a request is still in flight.
-    ///
-    /// # Safety
-    ///
-    /// The pages `segments` name must stay allocated until the request completes, that is
-    /// until [`Self::finish`] returns or this value drops.
-    pub(crate) unsafe fn start(
-        &mut self,
-        file: &'a FileRef,
-        write: bool,
-        pos: u64,
-        len: usize,
-    ) -> Result {
-        if let AsyncState::InFlight = self.state {
-            return Err(EBUSY);
-        }
-        // SAFETY: `aio` is idle, `file` outlives the request (drop waits for it), `segments` stay
-        // put by the type invariants and their pages stay allocated as the caller guarantees.
-        let ret = unsafe {
-            shim::rsheap_aio_submit(
-                self.aio.as_ptr(),
-                file.file.as_ptr(),
-                write,
-                pos,
-                self.segments.as_ptr(),
-                self.segments.len(),
-                len,
-            )
-        };
-        self.state = if ret == EIOCBQUEUED.to_errno() as isize {
-            AsyncState::InFlight
-        } else {
-            AsyncState::Done(byte_count(ret))
-        };
-        Ok(())
-    }
-
-    /// Waits for the request issued last and returns its byte count.
-    pub(crate) fn finish(&mut self) -> Result<usize> {
-        match core::mem::replace(&mut self.state, AsyncState::Idle) {
-            AsyncState::Idle => Err(EINVAL),
-            AsyncState::Done(result) => result,
-            AsyncState::InFlight => {
-                // SAFETY: The request is in flight; this waits for its completion.
-                byte_count(unsafe { shim::rsheap_aio_wait(self.aio.as_ptr()) })
-            }
-        }
-    }
-}
-
-impl Drop for AsyncIo<'_> {
-    fn drop(&mut self) {
-        if let AsyncState::InFlight = self.state {
-            // The kernel still uses the request and `segments`: wait for it first.
-            let _ = self.finish();
-        }
-        // SAFETY: By the type invariants `aio` came from `rsheap_aio_alloc`, and no request is
-        // in flight any more.
-        unsafe { shim::rsheap_aio_free(self.aio.as_ptr()) };
     }
 }
 

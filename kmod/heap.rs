@@ -12,11 +12,12 @@
 //! fails at once with `ENOMEM` instead of draining memory into the OOM killer.
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::kernel::bindings;
-use crate::kernel::error::from_err_ptr;
-use crate::kernel::page::PAGE_SHIFT;
+use crate::kernel::error::{from_err_ptr, to_result};
+use crate::kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use crate::kernel::prelude::*;
 use crate::kernel::sync::Arc;
 
@@ -46,14 +47,16 @@ pub(crate) struct HeapStats {
 ///
 /// # Invariants
 ///
-/// `dma_dev` is a device that lives as long as the module, used to flush uncached pages.
-/// Once registered, a heap is never removed: the dma-heap core has no way to, so the shim pins
-/// the module and the core keeps a reference to the heap forever.
+/// `dma_dev` is null until [`Heap::register`] has found the device the heap flushes uncached
+/// pages through (the heap's own, where the kernel has `dma_heap_get_dev()`), with a 64-bit
+/// DMA mask; from then on it is that device, which lives as long as the module. Once
+/// registered, a heap is never removed: the dma-heap core has no way to, so the shim pins the
+/// module and the core keeps a reference to the heap forever.
 pub(crate) struct Heap {
     name: &'static CStr,
     caching: Caching,
     pools: Arc<Pools>,
-    dma_dev: *mut bindings::device,
+    dma_dev: AtomicPtr<bindings::device>,
     account: bool,
     pub(crate) stats: HeapStats,
 }
@@ -70,16 +73,15 @@ impl Heap {
         name: &'static CStr,
         caching: Caching,
         pools: Arc<Pools>,
-        dma_dev: *mut bindings::device,
         account: bool,
     ) -> Result<Arc<Self>> {
-        // INVARIANT: The caller passes the module's DMA device.
+        // INVARIANT: No device until registration.
         Arc::new(
             Self {
                 name,
                 caching,
                 pools,
-                dma_dev,
+                dma_dev: AtomicPtr::new(ptr::null_mut()),
                 account,
                 stats: HeapStats::default(),
             },
@@ -102,19 +104,52 @@ impl Heap {
         &self.pools
     }
 
-    /// Registers the heap with the dma-heap core, which keeps a reference for good.
+    /// The bytes this heap reports as pooled, for the dma-heap core's `total_pools_kb`. Both
+    /// heaps draw on one set of pools, which the cached heap reports, so that the core's sum
+    /// over heaps counts them once.
+    pub(crate) fn pool_bytes(&self) -> usize {
+        match self.caching {
+            Caching::Cached => self.pools.pool_pages().saturating_mul(PAGE_SIZE),
+            Caching::Uncached => 0,
+        }
+    }
+
+    /// Registers the heap with the dma-heap core, which keeps a reference for good, and sets
+    /// up the device its uncached pages are flushed through.
+    ///
+    /// An error after the core accepted the heap leaves it registered, without a device: its
+    /// uncached allocations then fail with `ENODEV`.
     pub(crate) fn register(heap: &Arc<Self>) -> Result {
         let this = Arc::into_raw(heap.clone());
         // SAFETY: `name` is a static NUL-terminated string, and `this` is a reference to the
-        // heap that the C side only hands back to `rsheap_heap_allocate`.
+        // heap that the C side only hands back to the heap's ops.
         let result = from_err_ptr(unsafe {
             shim::rsheap_heap_add(heap.name.as_ptr(), this.cast_mut().cast())
         });
-        if result.is_err() {
+        let dma_heap = result.inspect_err(|_| {
             // SAFETY: Registration failed, so nothing else holds `this`.
             drop(unsafe { Arc::from_raw(this) });
+        })?;
+        // SAFETY: `dma_heap` is the heap just registered, which is never removed.
+        let dev = from_err_ptr(unsafe { shim::rsheap_heap_dma_device(dma_heap) })?;
+        // INVARIANT: The device lives as long as the heap, and has its DMA mask.
+        heap.dma_dev.store(dev, Ordering::Release);
+        Ok(())
+    }
+
+    /// The device uncached pages are flushed through: `EBUSY` while the heap is still being
+    /// registered, `ENODEV` if it could not get one.
+    fn dma_dev(&self) -> Result<*mut bindings::device> {
+        let dev = self.dma_dev.load(Ordering::Acquire);
+        if dev.is_null() {
+            pr_info_ratelimited!(
+                "{}: no device to flush uncached pages through (the heap is being set up, or \
+                 has none)\n",
+                self.name.to_str().unwrap_or("?")
+            );
+            return Err(ENODEV);
         }
-        result.map(drop)
+        Ok(dev)
     }
 
     /// Allocates `len` bytes and exports them as a dma-buf opened with `fd_flags`.
@@ -124,13 +159,26 @@ impl Heap {
         fd_flags: u32,
         heap_flags: u64,
     ) -> Result<*mut DmaBuf> {
+        let name = heap.name.to_str().unwrap_or("?");
         if heap_flags != 0 {
+            pr_info_ratelimited!("{}: refused unknown heap flags {:#x}\n", name, heap_flags);
             return Err(EINVAL);
         }
-        if len > shim::totalram_pages() << PAGE_SHIFT {
+        let ram = shim::totalram_pages() << PAGE_SHIFT;
+        if len > ram {
+            pr_info_ratelimited!(
+                "{}: refused {} bytes, more than the {} bytes of RAM\n",
+                name,
+                len,
+                ram
+            );
             return Err(ENOMEM);
         }
-        let pages = PageSet::alloc(len, &heap.pools, heap.account)?;
+        let pages = PageSet::alloc(len, &heap.pools, heap.account).inspect_err(|&err| {
+            if err == ENOMEM {
+                pr_warn_ratelimited!("{}: out of memory for {} bytes\n", name, len);
+            }
+        })?;
         if heap.caching == Caching::Uncached {
             heap.flush(&pages)?;
         }
@@ -149,10 +197,24 @@ impl Heap {
     /// Writes `pages` back from the CPU caches and invalidates them there, so a write-combined
     /// mapping sees no stale lines, by mapping them for DMA once.
     pub(crate) fn flush(&self, pages: &PageSet) -> Result {
+        let dev = self.dma_dev()?;
         let mut table = SgTable::new(pages)?;
-        // By the type invariants `dma_dev` outlives the mapping, which `table` drops at once.
-        table.map(self.dma_dev, bindings::consts::DMA_BIDIRECTIONAL, 0)?;
+        // By the type invariants `dev` outlives the mapping, which `table` drops at once.
+        table.map(dev, bindings::consts::DMA_BIDIRECTIONAL, 0)?;
         Ok(())
+    }
+
+    /// Writes back and invalidates the CPU cache lines of the memory `segments` name, as
+    /// [`Self::flush`] does for a whole buffer, without allocating.
+    ///
+    /// # Safety
+    ///
+    /// The pages `segments` name must stay allocated for the call.
+    pub(crate) unsafe fn flush_segments(&self, segments: &[bindings::bio_vec]) -> Result {
+        let dev = self.dma_dev()?;
+        // SAFETY: By the type invariants `dev` is a live device with a DMA mask; the caller
+        // guarantees the pages stay allocated while they are mapped and unmapped.
+        to_result(unsafe { shim::rsheap_flush_bvecs(dev, segments.as_ptr(), segments.len()) })
     }
 
     /// Counts a new buffer of `size` bytes.

@@ -54,6 +54,19 @@ unsafe extern "C" fn rsheap_heap_allocate(
     Heap::allocate(&heap, len, fd_flags, heap_flags).unwrap_or_else(Error::to_ptr)
 }
 
+/// `dma_heap_ops.get_pool_size`, where the kernel has it: bytes the heap reports as pooled.
+///
+/// # Safety
+///
+/// `heap` must be the private data this module passed to `dma_heap_add`.
+#[no_mangle]
+unsafe extern "C" fn rsheap_heap_pool_bytes(heap: *mut c_void) -> core::ffi::c_long {
+    // SAFETY: The caller guarantees `heap` is the reference `Heap::register` gave the core,
+    // which keeps it for good.
+    let heap = unsafe { Arc::<Heap>::borrow(heap.cast()) };
+    core::ffi::c_long::try_from(heap.pool_bytes()).unwrap_or(core::ffi::c_long::MAX)
+}
+
 /// `dma_buf_ops.attach`.
 ///
 /// # Safety
@@ -266,6 +279,19 @@ unsafe extern "C" fn rsheap_stats_show(
     let inventory = unsafe { &*inventory.cast::<Inventory>() };
     // SAFETY: The caller guarantees `seq` is in a `show` call.
     to_errno(unsafe { inventory.show(seq) })
+}
+
+/// One counter for a sysfs file: `stat` is an `enum rsheap_stat_id`, `index` a heap or a
+/// pool order's place.
+///
+/// # Safety
+///
+/// `inventory` must be the leaked `KBox<Inventory>` given to `rsheap_sysfs_create`.
+#[no_mangle]
+unsafe extern "C" fn rsheap_stat(inventory: *mut c_void, stat: u32, index: u32) -> u64 {
+    // SAFETY: The caller guarantees `inventory` is the leaked inventory, which lives for good.
+    let inventory = unsafe { &*inventory.cast::<Inventory>() };
+    inventory.stat(stat, index)
 }
 
 /// The control device's `RSHEAP_IOC_LOAD` (`store` false) and `RSHEAP_IOC_STORE`, with the

@@ -2,106 +2,81 @@
 
 //! Page pools: freed chunks, zeroed off the allocating thread, kept per order for reuse.
 //!
-//! A buffer's release hands its chunks to [`Pools::defer_free`]; a worker on the unbound
-//! workqueue zeroes them and files them into the pool of their order, so a later allocation
-//! takes pages that are already zeroed. A chunk enters a pool only after it was zeroed, so a
-//! pool never hands out stale data. The pools are bounded by [`Pools::limit_pages`] (the
-//! `pool_limit_mb` parameter, a quarter of RAM by default), counted as reclaimable kernel
-//! memory, and drained by a shrinker under memory pressure.
+//! A buffer's release hands its chunks to [`Pools::defer_free`], which files them as dirty in
+//! the pool of their order; a worker on the unbound workqueue zeroes dirty chunks and files
+//! them as clean, so a later allocation takes pages that are already zeroed. An allocation
+//! that finds no clean chunk of an order takes a dirty one and zeroes it itself, so no page is
+//! zeroed twice (once by the worker, once by the page allocator). A pool never hands out
+//! stale data: a dirty chunk is zeroed before it leaves.
+//!
+//! Chunks are kept on lists through their own pages ([`ChunkList`]), so a pool costs nothing
+//! per chunk. All pools together, dirty and clean, are bounded by [`Pools::limit_pages`] (the
+//! `pool_limit_mb` parameter, a quarter of RAM by default and never more than RAM); a freed
+//! chunk that does not fit goes straight back to the page allocator. Pooled pages are counted
+//! as reclaimable kernel memory, and a shrinker frees them under memory pressure, dirty ones
+//! first.
 //!
 //! With `mem_accounting` on, pages are charged to the allocating memory cgroup and are not
 //! pooled, since a pooled page would stay charged to its first owner.
 //!
 //! # Locking
 //!
-//! - [`PagePool::inner`] (spinlock): one pool's chunks. Never held while allocating,
-//!   freeing or zeroing; taken from the shrinker, which may run in reclaim on any thread.
-//! - [`Pools::pending`] (mutex): chunks waiting to be zeroed. Taken only in process context,
-//!   never together with a pool lock.
+//! [`PagePool::inner`] (spinlock) guards one pool's two lists. It is held only to add or take
+//! one chunk: never while allocating, freeing or zeroing memory. It is taken from the
+//! shrinker, which may run in reclaim on any thread, so nothing that holds it may allocate.
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::kernel::bindings;
+use crate::chunk_list::ChunkList;
 use crate::kernel::page::PAGE_SHIFT;
 use crate::kernel::prelude::*;
-use crate::kernel::sync::{Arc, LockClass, Mutex, SpinLock};
+use crate::kernel::sync::{Arc, LockClass, SpinLock};
 use crate::pages::{Chunk, ORDERS};
 use crate::shim::{self, PoolWork};
 
-/// The free chunks of one pool.
-///
-/// # Invariants
-///
-/// `slots[..count]` are the first pages of zeroed chunks of the pool's order, owned by the
-/// pool; `slots[count..]` are null.
+/// The chunks of one pool.
 struct PoolInner {
-    slots: KVec<*mut bindings::page>,
-    count: usize,
+    /// Zeroed chunks, ready to hand out.
+    clean: ChunkList,
+    /// Freed chunks not yet zeroed.
+    dirty: ChunkList,
 }
 
-// SAFETY: The pages are plain memory owned by the pool; any thread may take or free them.
-unsafe impl Send for PoolInner {}
-
-/// Zeroed chunks of one order.
+/// The chunks of one order.
 pub(crate) struct PagePool {
     order: u32,
     inner: SpinLock<PoolInner>,
 }
 
 impl PagePool {
-    fn new(order: u32, limit_pages: usize) -> Result<Self> {
-        let slots = KVec::from_elem(ptr::null_mut(), limit_pages >> order, GFP_KERNEL)?;
+    fn new(order: u32) -> Result<Self> {
+        let inner = PoolInner {
+            clean: ChunkList::new(order)?,
+            dirty: ChunkList::new(order)?,
+        };
         Ok(Self {
             order,
-            inner: SpinLock::new(PoolInner { slots, count: 0 }, LockClass::PAGE_POOL)?,
+            inner: SpinLock::new(inner, LockClass::PAGE_POOL)?,
         })
     }
 
-    /// Takes a zeroed chunk, if the pool has one.
-    fn take(&self) -> Option<Chunk> {
-        let page = {
-            let mut inner = self.inner.lock();
-            if inner.count == 0 {
-                return None;
-            }
-            inner.count -= 1;
-            let count = inner.count;
-            let slot = inner.slots.get_mut(count)?;
-            core::mem::replace(slot, ptr::null_mut())
-        };
-        // SAFETY: By the type invariants the slot held a zeroed chunk of this order owned by
-        // the pool; it was just removed, so ownership moves to the new chunk.
-        Some(unsafe { Chunk::from_raw(page, self.order) })
-    }
-
-    /// Files a zeroed chunk of this pool's order, or gives it back if the pool is full.
-    fn put(&self, chunk: Chunk) -> Result<(), Chunk> {
-        let mut inner = self.inner.lock();
-        let count = inner.count;
-        let Some(slot) = inner.slots.get_mut(count) else {
-            return Err(chunk);
-        };
-        // INVARIANT: The caller zeroed the chunk; the pool now owns it.
-        *slot = chunk.into_raw();
-        inner.count += 1;
-        Ok(())
-    }
-
-    /// Chunks in the pool now.
-    fn len(&self) -> usize {
-        self.inner.lock().count
+    /// (clean, dirty) chunks in the pool now.
+    fn len(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        (inner.clean.len(), inner.dirty.len())
     }
 }
 
-/// Counters of the pools' activity, for debugfs.
+/// Counters of the pools' activity.
 #[derive(Default)]
 pub(crate) struct PoolStats {
-    /// Chunks zeroed by the worker and filed into a pool.
+    /// Chunks zeroed and filed clean by the worker.
     pub(crate) zeroed: AtomicUsize,
-    /// Chunks freed to the page allocator because the pools were full or pooling is off.
+    /// Freed chunks given straight back to the page allocator: the pools were full, or pooling
+    /// is off.
     pub(crate) freed: AtomicUsize,
-    /// Allocations of a chunk served from a pool.
+    /// Allocations of a chunk served from a pool, clean or dirty.
     pub(crate) hits: AtomicUsize,
     /// Shrinker `count` calls.
     pub(crate) shrink_counts: AtomicUsize,
@@ -111,12 +86,13 @@ pub(crate) struct PoolStats {
     pub(crate) shrink_freed_pages: AtomicUsize,
 }
 
-/// The pools of every order, their deferred-free worker and their shrinker's state.
+/// The pools of every order, their worker and their shrinker's state.
 ///
 /// # Invariants
 ///
-/// `pool_pages` is the number of base pages in all pools together, and never exceeds
-/// `limit_pages`.
+/// `pool_pages` is the number of base pages on all lists of all pools, plus those reserved
+/// for a chunk on its way onto one, and never exceeds `limit_pages`; `dirty_pages` counts the
+/// dirty ones among them. Every pooled page is counted as reclaimable kernel memory.
 pub(crate) struct Pools {
     /// Runs [`Pools::zero_pending`]. Declared first, so that it is dropped, and a queued run
     /// waited for, before anything the run uses.
@@ -124,21 +100,24 @@ pub(crate) struct Pools {
     pools: [PagePool; ORDERS.len()],
     limit_pages: usize,
     pool_pages: AtomicUsize,
-    /// Whether pages are pooled at all (not with memcg accounting).
-    enabled: bool,
-    pending: Mutex<KVec<Chunk>>,
+    dirty_pages: AtomicUsize,
     pub(crate) stats: PoolStats,
 }
 
 impl Pools {
-    /// Creates empty pools bounded by `limit_pages` base pages in all.
+    /// Creates empty pools bounded by `limit_pages` base pages in all, at most all of RAM;
+    /// `enabled` false pools nothing.
     pub(crate) fn new(limit_pages: usize, enabled: bool) -> Result<Arc<Self>> {
-        let limit_pages = if enabled { limit_pages } else { 0 };
+        let limit_pages = if enabled {
+            limit_pages.min(shim::totalram_pages())
+        } else {
+            0
+        };
         let pools = [
-            PagePool::new(ORDERS[0], limit_pages)?,
-            PagePool::new(ORDERS[1], limit_pages)?,
-            PagePool::new(ORDERS[2], limit_pages)?,
-            PagePool::new(ORDERS[3], limit_pages)?,
+            PagePool::new(ORDERS[0])?,
+            PagePool::new(ORDERS[1])?,
+            PagePool::new(ORDERS[2])?,
+            PagePool::new(ORDERS[3])?,
         ];
         Arc::new(
             Self {
@@ -146,8 +125,7 @@ impl Pools {
                 pools,
                 limit_pages,
                 pool_pages: AtomicUsize::new(0),
-                enabled,
-                pending: Mutex::new(KVec::new(), LockClass::POOLS_PENDING)?,
+                dirty_pages: AtomicUsize::new(0),
                 stats: PoolStats::default(),
             },
             GFP_KERNEL,
@@ -158,60 +136,83 @@ impl Pools {
         self.pools.iter().find(|pool| pool.order == order)
     }
 
-    /// Takes a zeroed chunk of `order` from its pool.
+    /// Takes a zeroed chunk of `order` from its pool: a clean one, or else a dirty one, zeroed
+    /// here. May sleep.
     pub(crate) fn take(&self, order: u32) -> Option<Chunk> {
-        let chunk = self.pool(order)?.take()?;
-        self.pool_pages
-            .fetch_sub(chunk.page_count(), Ordering::Relaxed);
-        chunk.account_reclaimable(false);
+        let pool = self.pool(order)?;
+        let (chunk, dirty) = {
+            let mut inner = pool.inner.lock();
+            match inner.clean.pop() {
+                Some(chunk) => (chunk, false),
+                None => (inner.dirty.pop()?, true),
+            }
+        };
+        self.unpool(&chunk, dirty);
+        if dirty {
+            chunk.zero();
+        }
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         Some(chunk)
     }
 
-    /// Hands a released buffer's chunks to the worker, which zeroes and pools them.
-    ///
-    /// Must be called in process context; may sleep.
-    pub(crate) fn defer_free(&self, chunks: KVec<Chunk>) {
-        if !self.enabled {
-            self.stats.freed.fetch_add(chunks.len(), Ordering::Relaxed);
-            return;
+    /// Accounts for `chunk` having left a pool's lists.
+    fn unpool(&self, chunk: &Chunk, dirty: bool) {
+        let pages = chunk.page_count();
+        if dirty {
+            self.dirty_pages.fetch_sub(pages, Ordering::Relaxed);
         }
-        let mut pending = self.pending.lock();
-        for chunk in chunks {
-            // Without memory to queue it, the chunk is dropped: freed without pooling.
-            if pending.push(chunk, GFP_KERNEL).is_err() {
-                self.stats.freed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        drop(pending);
-        // Already queued is fine: the queued run will see these chunks too.
-        // SAFETY: These are the pools that own the work item.
-        unsafe { self.work.queue(ptr::from_ref(self).cast()) };
+        self.pool_pages.fetch_sub(pages, Ordering::Relaxed);
+        chunk.account_reclaimable(false);
     }
 
-    /// Zeroes pending chunks and files them into the pools, freeing what does not fit. Run by
-    /// the work item.
-    pub(crate) fn zero_pending(&self) {
-        let chunks = core::mem::take(&mut *self.pending.lock());
+    /// Files a released buffer's chunks as dirty for the worker to zero, and gives back to the
+    /// page allocator those that do not fit in the budget. Never allocates.
+    pub(crate) fn defer_free(&self, chunks: KVec<Chunk>) {
+        let mut queued = false;
         for chunk in chunks {
             let pages = chunk.page_count();
             let Some(pool) = self.pool(chunk.order()).filter(|_| self.reserve(pages)) else {
                 self.stats.freed.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            chunk.zero();
             chunk.account_reclaimable(true);
-            match pool.put(chunk) {
-                Ok(()) => {
-                    self.stats.zeroed.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(chunk) => {
-                    chunk.account_reclaimable(false);
-                    self.pool_pages.fetch_sub(pages, Ordering::Relaxed);
-                    self.stats.freed.fetch_add(1, Ordering::Relaxed);
-                }
+            self.dirty_pages.fetch_add(pages, Ordering::Relaxed);
+            // INVARIANT: Reserved and counted above; the chunk's order is the pool's.
+            if let Err(chunk) = pool.inner.lock().dirty.push(chunk) {
+                self.unpool(&chunk, true);
+                self.stats.freed.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-            shim::cond_resched();
+            queued = true;
+        }
+        if queued {
+            // Already queued is fine: the queued run will see these chunks too.
+            // SAFETY: These are the pools that own the work item.
+            unsafe { self.work.queue(ptr::from_ref(self).cast()) };
+        }
+    }
+
+    /// Zeroes dirty chunks and files them clean, until none is left. Run by the work item.
+    pub(crate) fn zero_pending(&self) {
+        for pool in &self.pools {
+            loop {
+                let Some(chunk) = pool.inner.lock().dirty.pop() else {
+                    break;
+                };
+                chunk.zero();
+                // The chunk stays reserved and counted as pooled; only its list changes.
+                self.dirty_pages
+                    .fetch_sub(chunk.page_count(), Ordering::Relaxed);
+                if let Err(chunk) = pool.inner.lock().clean.push(chunk) {
+                    // Not of this pool's order, which `defer_free` rules out.
+                    self.pool_pages
+                        .fetch_sub(chunk.page_count(), Ordering::Relaxed);
+                    chunk.account_reclaimable(false);
+                    continue;
+                }
+                self.stats.zeroed.fetch_add(1, Ordering::Relaxed);
+                shim::cond_resched();
+            }
         }
     }
 
@@ -225,9 +226,14 @@ impl Pools {
             .is_ok()
     }
 
-    /// Base pages in the pools now.
+    /// Base pages in the pools now, dirty and clean.
     pub(crate) fn pool_pages(&self) -> usize {
         self.pool_pages.load(Ordering::Relaxed)
+    }
+
+    /// Base pages in the pools now that wait to be zeroed.
+    pub(crate) fn dirty_pages(&self) -> usize {
+        self.dirty_pages.load(Ordering::Relaxed)
     }
 
     /// The pools' budget in base pages.
@@ -235,34 +241,44 @@ impl Pools {
         self.limit_pages
     }
 
-    /// (order, chunks) for each pool.
+    /// (order, chunks) for each pool, dirty and clean, largest order first.
     pub(crate) fn chunks_per_order(&self) -> [(u32, usize); ORDERS.len()] {
         let mut out = [(0, 0); ORDERS.len()];
         for (slot, pool) in out.iter_mut().zip(self.pools.iter()) {
-            *slot = (pool.order, pool.len());
+            let (clean, dirty) = pool.len();
+            *slot = (pool.order, clean + dirty);
         }
         out
     }
 
-    /// Shrinker `count_objects`: pooled base pages.
+    /// Shrinker `count_objects`: pooled base pages, dirty and clean.
     pub(crate) fn shrink_count(&self) -> usize {
         self.stats.shrink_counts.fetch_add(1, Ordering::Relaxed);
         self.pool_pages()
     }
 
     /// Shrinker `scan_objects`: frees at least `nr_to_scan` base pages if the pools have
-    /// them, largest chunks first, and returns how many were freed.
+    /// them, dirty chunks first (they would cost zeroing to reuse), then clean ones, largest
+    /// first, and returns how many were freed.
     pub(crate) fn shrink_scan(&self, nr_to_scan: usize) -> usize {
         self.stats.shrink_scans.fetch_add(1, Ordering::Relaxed);
         let mut freed = 0;
-        for pool in &self.pools {
-            while freed < nr_to_scan {
-                let Some(chunk) = pool.take() else { break };
-                let pages = chunk.page_count();
-                self.pool_pages.fetch_sub(pages, Ordering::Relaxed);
-                chunk.account_reclaimable(false);
-                drop(chunk);
-                freed += pages;
+        for dirty in [true, false] {
+            for pool in &self.pools {
+                while freed < nr_to_scan {
+                    let chunk = {
+                        let mut inner = pool.inner.lock();
+                        if dirty {
+                            inner.dirty.pop()
+                        } else {
+                            inner.clean.pop()
+                        }
+                    };
+                    let Some(chunk) = chunk else { break };
+                    self.unpool(&chunk, dirty);
+                    freed += chunk.page_count();
+                    drop(chunk);
+                }
             }
         }
         self.stats
@@ -277,7 +293,7 @@ pub(crate) fn default_limit_pages() -> usize {
     shim::totalram_pages() / 4
 }
 
-/// Converts megabytes to base pages.
+/// Converts megabytes to base pages, saturating.
 pub(crate) fn mb_to_pages(mb: usize) -> usize {
-    mb << (20 - PAGE_SHIFT)
+    mb.saturating_mul(1 << (20 - PAGE_SHIFT))
 }

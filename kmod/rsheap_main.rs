@@ -13,14 +13,16 @@
 //!
 //! The Rust core holds all policy. `rsheap_shim.c` holds what Rust cannot express against the
 //! kernel's C headers (ops tables, the control device's ioctl ABI, static inlines, module
-//! parameters, misc-device, debugfs and shrinker registration, namespace imports), and
-//! [`kernel`] the kernel interfaces the core uses, so the module needs no Rust from the kernel.
+//! parameters, misc-device and shrinker registration, namespace imports), `rsheap_stats.c`
+//! the sysfs and debugfs tables, and [`kernel`] the kernel interfaces the core uses, so the
+//! module needs no Rust from the kernel.
 
 #![no_std]
 
 mod kernel;
 
 mod buffer;
+mod chunk_list;
 mod fd;
 mod heap;
 mod ops;
@@ -36,45 +38,46 @@ use crate::kernel::sync::Arc;
 
 use heap::{Caching, Heap};
 use pool::Pools;
-use shim::{ControlDevice, DmaDevice};
+use shim::ControlDevice;
 use stats::Inventory;
 
-/// Sets up the heaps, the control device, the shrinker and debugfs.
+/// Sets up the heaps, the control device, the shrinker, sysfs and debugfs, in that order.
 ///
-/// Once a heap is registered the module can never unload, so nothing after that fails.
+/// The heaps come first: once the cached heap is registered the module can never unload, so
+/// nothing after that fails the init. What follows is optional and only logged if it fails,
+/// and the control device, whose open files could outlive a failed init, appears only once
+/// the init can no longer fail.
 fn init() -> Result {
     let accounting = shim::mem_accounting();
     let limit = shim::pool_limit_mb().map_or_else(pool::default_limit_pages, pool::mb_to_pages);
     let pools = Pools::new(limit, !accounting)?;
-    let dma_dev = DmaDevice::create()?;
-    let control = ControlDevice::register()?;
-    let cached = Heap::new(
-        c"rsheap",
-        Caching::Cached,
-        pools.clone(),
-        dma_dev.as_raw(),
-        accounting,
-    )?;
+    if !accounting && pools.limit_pages() < limit {
+        pr_warn!(
+            "pool_limit_mb is more than RAM: pooling at most {} MiB\n",
+            pools.limit_pages() >> (20 - crate::kernel::page::PAGE_SHIFT)
+        );
+    }
+    let cached = Heap::new(c"rsheap", Caching::Cached, pools.clone(), accounting)?;
     let uncached = Heap::new(
         c"rsheap-uncached",
         Caching::Uncached,
         pools.clone(),
-        dma_dev.as_raw(),
         accounting,
     )?;
 
     Heap::register(&cached)?;
-    // The heaps use the device, and the control device works on their buffers, for as long as
-    // the module lives.
-    dma_dev.leak();
-    control.leak();
     let uncached = match Heap::register(&uncached) {
         Ok(()) => Some(uncached),
         Err(err) => {
-            pr_err!("cannot register rsheap-uncached: {:?}\n", err);
+            pr_err!("cannot set up rsheap-uncached: {:?}\n", err);
             None
         }
     };
+    match ControlDevice::register() {
+        // The control device works on the heaps' buffers for as long as the module lives.
+        Ok(control) => control.leak(),
+        Err(err) => pr_err!("cannot register /dev/rsheap: {:?}\n", err),
+    }
 
     // SAFETY: The pools are leaked to the shrinker, which uses them for good.
     if unsafe { shim::rsheap_shrinker_register(Arc::into_raw(pools.clone()).cast_mut().cast()) }
@@ -82,6 +85,7 @@ fn init() -> Result {
     {
         pr_warn!("no shrinker: pooled pages are only freed by the pool limit\n");
     }
+    let has_uncached = uncached.is_some();
     match KBox::new(
         Inventory {
             pools,
@@ -90,9 +94,17 @@ fn init() -> Result {
         },
         GFP_KERNEL,
     ) {
-        // SAFETY: The inventory is leaked to debugfs, which uses it for good.
-        Ok(inventory) => unsafe { shim::rsheap_debugfs_create(KBox::into_raw(inventory).cast()) },
-        Err(_) => pr_warn!("no memory for the debugfs stats\n"),
+        Ok(inventory) => {
+            let inventory = KBox::into_raw(inventory).cast();
+            // SAFETY: The inventory is leaked to sysfs and debugfs, which use it for good.
+            let ret = unsafe { shim::rsheap_sysfs_create(inventory, has_uncached) };
+            if ret != 0 {
+                pr_warn!("incomplete /sys/kernel/rsheap: error {}\n", ret);
+            }
+            // SAFETY: As above.
+            unsafe { shim::rsheap_debugfs_create(inventory) };
+        }
+        Err(_) => pr_warn!("no memory for the statistics\n"),
     }
     Ok(())
 }

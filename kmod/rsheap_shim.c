@@ -6,14 +6,13 @@
  * static inlines and macros.  This file holds exactly those pieces: the ops
  * tables (whose callbacks unpack the core's structs and call one Rust function
  * each), the dma-buf export, the control device's ioctl ABI, the pools' work
- * item, one-line forwarders for static inlines and macros, and the namespace
- * imports.  All policy lives in Rust.
+ * item, the pools' page lists, one-line forwarders for static inlines and
+ * macros, and the namespace imports.  All policy lives in Rust.
  */
 
 #include <linux/blkdev.h>
 #include <linux/bvec.h>
 #include <linux/completion.h>
-#include <linux/debugfs.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-heap.h>
 #include <linux/dma-mapping.h>
@@ -30,12 +29,12 @@
 #include <linux/platform_device.h>
 #include <linux/scatterlist.h>
 #include <linux/sched/signal.h>
-#include <linux/seq_file.h>
 #include <linux/shrinker.h>
 #include <linux/slab.h>
 #include <linux/stat.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
+#include <linux/version.h>
 #include <linux/vmalloc.h>
 #include <linux/vmstat.h>
 #include <linux/workqueue.h>
@@ -50,6 +49,22 @@
  */
 #if defined(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) && defined(RSHEAP_PMD_PFNMAP)
 #define RSHEAP_PMD_FAULTS
+#endif
+
+/*
+ * Where the kernel's THP code applies its sysfs policy to huge PFN mappings,
+ * it calls a huge_fault handler with THP in "madvise" mode (Android's default)
+ * only for VMAs marked VM_HUGEPAGE.  "mm/huge_memory: bypass THP tuneables for
+ * huge pfnmap mappings" stopped that, since the policy governs compaction and
+ * PFN mappings have none: in v7.3, backported to 6.12.115.  Only kernels
+ * without it get the mark, which would otherwise show the VMA as one the user
+ * asked huge pages for.
+ */
+#if defined(RSHEAP_PMD_FAULTS) &&					\
+	LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0) &&			\
+	!(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 115) &&		\
+	  LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0))
+#define RSHEAP_MARK_VM_HUGEPAGE
 #endif
 
 MODULE_IMPORT_NS(DMA_BUF);
@@ -100,8 +115,18 @@ static struct dma_buf *op_allocate(struct dma_heap *heap, unsigned long len,
 				    heap_flags);
 }
 
+#ifdef RSHEAP_HEAP_POOL_SIZE
+static long op_get_pool_size(struct dma_heap *heap)
+{
+	return rsheap_heap_pool_bytes(dma_heap_get_drvdata(heap));
+}
+#endif
+
 static const struct dma_heap_ops rsheap_heap_ops = {
 	.allocate = op_allocate,
+#ifdef RSHEAP_HEAP_POOL_SIZE
+	.get_pool_size = op_get_pool_size,
+#endif
 };
 
 struct dma_heap *rsheap_heap_add(const char *name, void *heap)
@@ -190,11 +215,12 @@ static const struct vm_operations_struct rsheap_vm_ops = {
 int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine)
 {
 	/* PFN mappings cannot be copied on write. */
-	if (is_cow_mapping(vma->vm_flags))
+	if (is_cow_mapping(vma->vm_flags)) {
+		pr_info_ratelimited("rsheap: refused a private (copy-on-write) mapping\n");
 		return -EINVAL;
+	}
 	vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
-#ifdef CONFIG_TRANSPARENT_HUGEPAGE
-	/* PMD faults also where THP is "madvise" only (Android's default). */
+#ifdef RSHEAP_MARK_VM_HUGEPAGE
 	vm_flags_set(vma, VM_HUGEPAGE);
 #endif
 	if (writecombine)
@@ -376,6 +402,40 @@ void rsheap_account_reclaimable(struct page *page, long nr_pages)
 			    nr_pages);
 }
 
+/*
+ * The pools keep their chunks on lists through page->lru, which belongs to
+ * the owner of a page that is on no LRU list: pooling a chunk costs no memory.
+ * The caller serialises access to each list.
+ */
+
+struct list_head *rsheap_page_list_new(void)
+{
+	struct list_head *list = kmalloc(sizeof(*list), GFP_KERNEL);
+
+	if (list)
+		INIT_LIST_HEAD(list);
+	return list;
+}
+
+void rsheap_page_list_free(struct list_head *list)
+{
+	kfree(list);
+}
+
+void rsheap_page_list_add(struct list_head *list, struct page *page)
+{
+	list_add(&page->lru, list);
+}
+
+struct page *rsheap_page_list_take(struct list_head *list)
+{
+	struct page *page = list_first_entry_or_null(list, struct page, lru);
+
+	if (page)
+		list_del(&page->lru);
+	return page;
+}
+
 /* The page pools' shrinker. */
 
 static unsigned long op_count(struct shrinker *shrinker,
@@ -451,44 +511,61 @@ void rsheap_pool_work_free(struct rsheap_pool_work *pool_work)
 }
 
 /*
- * A device of our own to flush uncached pages through the DMA API, as the
- * Android common kernel's system-uncached heap does with its heap device.
+ * The device uncached pages are flushed through with the DMA API: the heap's
+ * own device, as the Android common kernel's system-uncached heap does, where
+ * the kernel has dma_heap_get_dev() (RSHEAP_HEAP_DEV, set by the Kbuild);
+ * elsewhere a platform device of the module's own, registered for good on
+ * first use.  Either gets a 64-bit DMA mask, so nothing bounces.
  */
-struct device *rsheap_dma_device_create(void)
+struct device *rsheap_heap_dma_device(struct dma_heap *heap)
 {
-	struct platform_device *pdev;
+	struct device *dev;
 	int ret;
+
+#ifdef RSHEAP_HEAP_DEV
+	dev = dma_heap_get_dev(heap);
+	if (!dev)
+		return ERR_PTR(-ENODEV);
+#else
+	struct platform_device *pdev;
 
 	pdev = platform_device_register_simple("rsheap", PLATFORM_DEVID_NONE,
 					       NULL, 0);
 	if (IS_ERR(pdev))
 		return ERR_CAST(pdev);
-	ret = dma_coerce_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
-	if (ret) {
-		platform_device_unregister(pdev);
+	dev = &pdev->dev;
+#endif
+	ret = dma_coerce_mask_and_coherent(dev, DMA_BIT_MASK(64));
+	if (ret)
 		return ERR_PTR(ret);
+	return dev;
+}
+
+/*
+ * Writes back and invalidates the CPU cache lines of the memory @bvec names,
+ * by mapping it for DMA to and from @dev and unmapping it again: no
+ * allocation, so it cannot fail for want of memory.  Returns 0, or -EIO if a
+ * part could not be mapped (and was not flushed).
+ */
+int rsheap_flush_bvecs(struct device *dev, const struct bio_vec *bvec,
+		       unsigned long nr_segs)
+{
+	int ret = 0;
+	unsigned long i;
+
+	for (i = 0; i < nr_segs; i++) {
+		dma_addr_t addr = dma_map_page(dev, bvec[i].bv_page,
+					       bvec[i].bv_offset,
+					       bvec[i].bv_len,
+					       DMA_BIDIRECTIONAL);
+
+		if (dma_mapping_error(dev, addr)) {
+			ret = -EIO;
+			continue;
+		}
+		dma_unmap_page(dev, addr, bvec[i].bv_len, DMA_BIDIRECTIONAL);
 	}
-	return &pdev->dev;
-}
-
-void rsheap_dma_device_destroy(struct device *dev)
-{
-	platform_device_unregister(to_platform_device(dev));
-}
-
-/* debugfs: /sys/kernel/debug/rsheap/stats, formatted by Rust. */
-
-static int stats_show(struct seq_file *m, void *unused)
-{
-	return rsheap_stats_show(m->private, m);
-}
-DEFINE_SHOW_ATTRIBUTE(stats);
-
-void rsheap_debugfs_create(void *inventory)
-{
-	struct dentry *dir = debugfs_create_dir("rsheap", NULL);
-
-	debugfs_create_file("stats", 0444, dir, inventory, &stats_fops);
+	return ret;
 }
 
 /* Buffers and files named by the control device's callers. */
@@ -568,17 +645,26 @@ void rsheap_file_dio_align(struct file *file, u32 *offset_align,
 	}
 }
 
-/* A read or write through the page cache, even of a file opened O_DIRECT. */
-ssize_t rsheap_file_rw_buffered(struct file *file, bool write, u64 pos,
-				const struct bio_vec *bvec,
-				unsigned long nr_segs, size_t count)
+/*
+ * A synchronous read or write of @file at @pos into or out of the pages @bvec
+ * names: by direct I/O if @direct, else through the page cache (even for a
+ * file opened O_DIRECT).  A synchronous kiocb lets the file system wait for
+ * its own I/O and end a write's freeze protection itself, on every path
+ * (overlayfs and FUSE passthrough included).
+ */
+ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
+		       const struct bio_vec *bvec, unsigned long nr_segs,
+		       size_t count)
 {
 	struct kiocb kiocb;
 	struct iov_iter iter;
 
 	init_sync_kiocb(&kiocb, file);
 	kiocb.ki_pos = pos;
-	kiocb.ki_flags &= ~IOCB_DIRECT;
+	if (direct)
+		kiocb.ki_flags |= IOCB_DIRECT;
+	else
+		kiocb.ki_flags &= ~IOCB_DIRECT;
 	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_segs,
 		      count);
 	if (write)
@@ -587,72 +673,9 @@ ssize_t rsheap_file_rw_buffered(struct file *file, bool write, u64 pos,
 }
 
 /*
- * Asynchronous direct I/O, so a transfer keeps a second step in flight while
- * it waits for the first: a kiocb with a completion callback, as aio does.
- */
-
-struct rsheap_aio {
-	struct kiocb iocb;
-	struct completion done;
-	long ret;
-	bool write;
-};
-
-static void rsheap_aio_complete(struct kiocb *iocb, long ret)
-{
-	struct rsheap_aio *aio = container_of(iocb, struct rsheap_aio, iocb);
-
-	/* vfs_iocb_iter_write() leaves ending the write to the completion. */
-	if (aio->write)
-		kiocb_end_write(iocb);
-	aio->ret = ret;
-	complete(&aio->done);
-}
-
-struct rsheap_aio *rsheap_aio_alloc(void)
-{
-	struct rsheap_aio *aio = kzalloc(sizeof(*aio), GFP_KERNEL);
-
-	if (aio)
-		init_completion(&aio->done);
-	return aio;
-}
-
-void rsheap_aio_free(struct rsheap_aio *aio)
-{
-	kfree(aio);
-}
-
-ssize_t rsheap_aio_submit(struct rsheap_aio *aio, struct file *file,
-			  bool write, u64 pos, const struct bio_vec *bvec,
-			  unsigned long nr_segs, size_t count)
-{
-	struct iov_iter iter;
-
-	init_sync_kiocb(&aio->iocb, file);
-	aio->iocb.ki_pos = pos;
-	aio->iocb.ki_flags |= IOCB_DIRECT;
-	aio->iocb.ki_complete = rsheap_aio_complete;
-	aio->write = write;
-	aio->ret = 0;
-	reinit_completion(&aio->done);
-	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_segs,
-		      count);
-	if (write)
-		return vfs_iocb_iter_write(file, &aio->iocb, &iter);
-	return vfs_iocb_iter_read(file, &aio->iocb, &iter);
-}
-
-ssize_t rsheap_aio_wait(struct rsheap_aio *aio)
-{
-	wait_for_completion(&aio->done);
-	return aio->ret;
-}
-
-/*
  * The control device /dev/rsheap.  The ioctl decodes the versioned uapi
- * struct (copy_struct_from_user: a newer, larger struct is accepted if its
- * extra bytes are zero) and hands the fields to Rust.
+ * struct (copy_struct_from_user: a newer, larger struct of up to a page is
+ * accepted if its extra bytes are zero) and hands the fields to Rust.
  */
 
 static_assert(sizeof(struct rsheap_transfer) == RSHEAP_TRANSFER_SIZE_VER0);
@@ -681,6 +704,9 @@ static long op_ctl_ioctl(struct file *file, unsigned int cmd,
 		return -EFAULT;
 	if (usize < RSHEAP_TRANSFER_SIZE_VER0)
 		return -EINVAL;
+	/* As clone3() and openat2(): never scan more than a page for zeroes. */
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
 	ret = copy_struct_from_user(&req, sizeof(req), uarg, usize);
 	if (ret)
 		return ret;

@@ -25,6 +25,7 @@ struct device;
 struct dma_buf;
 struct file;
 struct dma_heap;
+struct list_head;
 struct page;
 struct scatterlist;
 struct seq_file;
@@ -61,14 +62,42 @@ void rsheap_flush_kernel_vmap_range(void *addr, int size);
 void rsheap_clear_page(struct page *page);
 void rsheap_account_reclaimable(struct page *page, long nr_pages);
 struct shrinker *rsheap_shrinker_register(void *pools);
-struct device *rsheap_dma_device_create(void);
-void rsheap_dma_device_destroy(struct device *dev);
-void rsheap_debugfs_create(void *inventory);
+struct device *rsheap_heap_dma_device(struct dma_heap *heap);
+int rsheap_flush_bvecs(struct device *dev, const struct bio_vec *bvec,
+		       unsigned long nr_segs);
+struct list_head *rsheap_page_list_new(void);
+void rsheap_page_list_free(struct list_head *list);
+void rsheap_page_list_add(struct list_head *list, struct page *page);
+struct page *rsheap_page_list_take(struct list_head *list);
 int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine);
 vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
 				 unsigned long pfn);
 vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn);
 unsigned int rsheap_pmd_order(void);
+
+/* rsheap_stats.c: sysfs and debugfs views of the counters. */
+int rsheap_sysfs_create(void *inventory, bool uncached);
+void rsheap_debugfs_create(void *inventory);
+
+/* The counters rsheap_stat() reads; @index picks a heap or a pool order. */
+enum rsheap_stat_id {
+	RSHEAP_STAT_BUFFERS,
+	RSHEAP_STAT_BYTES,
+	RSHEAP_STAT_POOL_BYTES,
+	RSHEAP_STAT_POOL_PENDING_BYTES,
+	RSHEAP_STAT_POOL_LIMIT_BYTES,
+	RSHEAP_STAT_POOL_CHUNK_BYTES,
+	RSHEAP_STAT_POOL_HITS,
+	RSHEAP_STAT_POOL_ZEROED,
+	RSHEAP_STAT_POOL_FREED,
+	RSHEAP_STAT_SHRINKER_COUNTS,
+	RSHEAP_STAT_SHRINKER_SCANS,
+	RSHEAP_STAT_SHRINKER_FREED_BYTES,
+};
+
+/* The heaps, as @index of RSHEAP_STAT_BUFFERS and RSHEAP_STAT_BYTES. */
+#define RSHEAP_HEAP_CACHED	0
+#define RSHEAP_HEAP_UNCACHED	1
 
 /* What a file (or a dma-buf's file) may be used for: rsheap_file_access(). */
 #define RSHEAP_ACCESS_READ	(1U << 0)
@@ -84,16 +113,9 @@ unsigned int rsheap_file_type(struct file *file);
 u64 rsheap_file_size(struct file *file);
 void rsheap_file_dio_align(struct file *file, u32 *offset_align,
 			   u32 *mem_align);
-ssize_t rsheap_file_rw_buffered(struct file *file, bool write, u64 pos,
-				const struct bio_vec *bvec,
-				unsigned long nr_segs, size_t count);
-struct rsheap_aio;
-struct rsheap_aio *rsheap_aio_alloc(void);
-void rsheap_aio_free(struct rsheap_aio *aio);
-ssize_t rsheap_aio_submit(struct rsheap_aio *aio, struct file *file,
-			  bool write, u64 pos, const struct bio_vec *bvec,
-			  unsigned long nr_segs, size_t count);
-ssize_t rsheap_aio_wait(struct rsheap_aio *aio);
+ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
+		       const struct bio_vec *bvec, unsigned long nr_segs,
+		       size_t count);
 int rsheap_ctl_register(void);
 void rsheap_ctl_deregister(void);
 struct rsheap_pool_work;
@@ -105,6 +127,7 @@ void rsheap_pool_work_free(struct rsheap_pool_work *pool_work);
 /* Implemented in Rust (ops.rs), called from C. */
 struct dma_buf *rsheap_heap_allocate(void *heap, unsigned long len,
 				     u32 fd_flags, u64 heap_flags);
+long rsheap_heap_pool_bytes(void *heap);
 int rsheap_buffer_attach(void *buffer, const void *key, struct device *dev);
 void rsheap_buffer_detach(void *buffer, const void *key);
 struct sg_table *rsheap_buffer_map(void *buffer, const void *key,
@@ -125,6 +148,7 @@ unsigned long rsheap_pools_count(void *pools);
 unsigned long rsheap_pools_scan(void *pools, unsigned long nr_to_scan);
 void rsheap_pools_zero_pending(void *pools);
 int rsheap_stats_show(void *inventory, struct seq_file *m);
+u64 rsheap_stat(void *inventory, unsigned int stat, unsigned int index);
 int rsheap_ctl_transfer(bool store, u32 flags, int file_fd, int buf_fd,
 			u64 file_offset, u64 buf_offset, u64 length,
 			u64 *bytes, u64 *direct_bytes);

@@ -9,7 +9,7 @@
 use core::ptr::NonNull;
 
 use crate::kernel::bindings::{self, c_char, c_int, c_uint, c_ulong, c_void, consts, opaque_types};
-use crate::kernel::error::{from_err_ptr, to_result};
+use crate::kernel::error::to_result;
 use crate::kernel::prelude::*;
 
 opaque_types! {
@@ -19,8 +19,6 @@ opaque_types! {
     DmaBuf;
     /// `struct vm_fault`.
     VmFault;
-    /// `struct rsheap_aio`: an asynchronous direct I/O request.
-    Aio;
     /// `struct shrinker`.
     Shrinker;
     /// `struct rsheap_pool_work`: the work item that zeroes freed chunks.
@@ -82,8 +80,17 @@ extern "C" {
     pub(crate) fn rsheap_clear_page(page: *mut bindings::page);
     pub(crate) fn rsheap_account_reclaimable(page: *mut bindings::page, nr_pages: isize);
     pub(crate) fn rsheap_shrinker_register(pools: *mut c_void) -> *mut Shrinker;
-    pub(crate) fn rsheap_dma_device_create() -> *mut bindings::device;
-    pub(crate) fn rsheap_dma_device_destroy(dev: *mut bindings::device);
+    pub(crate) fn rsheap_heap_dma_device(heap: *mut DmaHeap) -> *mut bindings::device;
+    pub(crate) fn rsheap_flush_bvecs(
+        dev: *mut bindings::device,
+        bvec: *const bindings::bio_vec,
+        nr_segs: usize,
+    ) -> c_int;
+    pub(crate) fn rsheap_page_list_new() -> *mut bindings::list_head;
+    pub(crate) fn rsheap_page_list_free(list: *mut bindings::list_head);
+    pub(crate) fn rsheap_page_list_add(list: *mut bindings::list_head, page: *mut bindings::page);
+    pub(crate) fn rsheap_page_list_take(list: *mut bindings::list_head) -> *mut bindings::page;
+    pub(crate) fn rsheap_sysfs_create(inventory: *mut c_void, uncached: bool) -> c_int;
     pub(crate) fn rsheap_debugfs_create(inventory: *mut c_void);
     pub(crate) fn rsheap_vma_setup(vma: *mut bindings::vm_area_struct, writecombine: bool)
         -> c_int;
@@ -105,26 +112,15 @@ extern "C" {
         offset_align: *mut u32,
         mem_align: *mut u32,
     );
-    pub(crate) fn rsheap_file_rw_buffered(
+    pub(crate) fn rsheap_file_rw(
         file: *mut bindings::file,
         write: bool,
+        direct: bool,
         pos: u64,
         bvec: *const bindings::bio_vec,
         nr_segs: usize,
         count: usize,
     ) -> isize;
-    pub(crate) fn rsheap_aio_alloc() -> *mut Aio;
-    pub(crate) fn rsheap_aio_free(aio: *mut Aio);
-    pub(crate) fn rsheap_aio_submit(
-        aio: *mut Aio,
-        file: *mut bindings::file,
-        write: bool,
-        pos: u64,
-        bvec: *const bindings::bio_vec,
-        nr_segs: usize,
-        count: usize,
-    ) -> isize;
-    pub(crate) fn rsheap_aio_wait(aio: *mut Aio) -> isize;
     fn rsheap_ctl_register() -> c_int;
     fn rsheap_ctl_deregister();
     fn rsheap_pool_work_new() -> *mut RawPoolWork;
@@ -211,44 +207,6 @@ impl Drop for ControlDevice {
     fn drop(&mut self) {
         // SAFETY: The device was registered by `register`, and only this value undoes it.
         unsafe { rsheap_ctl_deregister() };
-    }
-}
-
-/// A device of the module's own, through which uncached pages are flushed.
-///
-/// # Invariants
-///
-/// `dev` is a registered platform device with a 64-bit DMA mask, unregistered on drop.
-pub(crate) struct DmaDevice {
-    dev: *mut bindings::device,
-}
-
-impl DmaDevice {
-    /// Registers the device.
-    pub(crate) fn create() -> Result<Self> {
-        // SAFETY: No preconditions; returns a device or an error pointer.
-        let dev = from_err_ptr(unsafe { rsheap_dma_device_create() })?;
-        // INVARIANT: Just registered with its DMA mask set.
-        Ok(Self { dev })
-    }
-
-    /// The device, valid for as long as `self`.
-    pub(crate) fn as_raw(&self) -> *mut bindings::device {
-        self.dev
-    }
-
-    /// Keeps the device registered for the rest of the module's life.
-    pub(crate) fn leak(self) -> *mut bindings::device {
-        let dev = self.dev;
-        core::mem::forget(self);
-        dev
-    }
-}
-
-impl Drop for DmaDevice {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariants the device is registered and nothing uses it any more.
-        unsafe { rsheap_dma_device_destroy(self.dev) };
     }
 }
 

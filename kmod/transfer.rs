@@ -11,11 +11,14 @@
 //! over page vectors that describe the buffer's chunks.
 //!
 //! A transfer goes in steps of at most [`MAX_SEGMENTS`] page vectors, so one of any size
-//! needs two small arrays, and stops between steps if the caller gets a fatal signal. Direct
-//! I/O keeps two steps in flight, so the device has the next request before it finishes the
-//! current one. Steps grow while they finish quickly: they are sized to take about [`STEP_MS`]
-//! milliseconds each, between [`MIN_STEP`] and [`MAX_STEP`] bytes, so fast storage gets large
-//! requests and slow storage still sees a fatal signal within a fraction of a second.
+//! needs one small array, and stops between steps if the caller gets a fatal signal. Steps run
+//! one after the other: a step is issued only once the one before it has completed in full,
+//! so a step that fails or comes back short ends the transfer with nothing issued past it (a
+//! STORE never writes, and a LOAD never fills, beyond the step that stopped). Within a step
+//! the block layer keeps the device busy with many requests at once. Steps grow while they
+//! finish quickly: they are sized to take about [`STEP_MS`] milliseconds each, between
+//! [`MIN_STEP`] and [`MAX_STEP`] bytes, so fast storage gets large requests and slow storage
+//! still sees a fatal signal within a fraction of a second.
 //!
 //! The rules callers rely on are documented in `include/uapi/linux/rsheap.h`.
 
@@ -24,7 +27,9 @@ use crate::kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use crate::kernel::prelude::*;
 use crate::kernel::time::Instant;
 
-use crate::fd::{AsyncIo, BufferRef, FileKind, FileRef};
+use crate::buffer::TransferTarget;
+use crate::fd::{BufferRef, FileKind, FileRef};
+use crate::heap::Heap;
 use crate::pages::PageSet;
 use crate::shim;
 
@@ -36,8 +41,6 @@ const MAX_STEP: usize = 1 << 30;
 const STEP_MS: i64 = 100;
 /// The most page vectors one step uses (an 8 KiB array): 1 GiB of 2 MiB chunks.
 const MAX_SEGMENTS: usize = 512;
-/// Direct I/O steps in flight at once.
-const DEPTH: usize = 2;
 
 /// `RSHEAP_TRANSFER_BUFFERED`: never use direct I/O.
 const FLAG_BUFFERED: u32 = 1 << 0;
@@ -73,51 +76,142 @@ pub(crate) struct Moved {
     pub(crate) direct: u64,
 }
 
+impl Request {
+    /// The request's name in log messages.
+    fn name(&self) -> &'static str {
+        match self.direction {
+            Direction::Load => "LOAD",
+            Direction::Store => "STORE",
+        }
+    }
+
+    /// The file, if it is one a transfer can use in this direction.
+    fn open_file(&self) -> Result<FileRef> {
+        let store = self.direction == Direction::Store;
+        let file = FileRef::get(self.file_fd)?;
+        match file.kind() {
+            FileKind::Regular | FileKind::BlockDevice => {}
+            FileKind::Directory => return Err(EISDIR),
+            FileKind::Stream => return Err(ESPIPE),
+            FileKind::Other => {
+                pr_info_ratelimited!(
+                    "{}: refused file fd {}: neither a regular file nor a block device\n",
+                    self.name(),
+                    self.file_fd
+                );
+                return Err(EINVAL);
+            }
+        }
+        let access = file.access();
+        if !(if store { access.write } else { access.read }) {
+            pr_info_ratelimited!(
+                "{}: refused file fd {}: not open for {}\n",
+                self.name(),
+                self.file_fd,
+                if store { "writing" } else { "reading" }
+            );
+            return Err(EBADF);
+        }
+        // `O_APPEND` would write at the end whatever the offset says.
+        if store && access.append {
+            pr_info_ratelimited!(
+                "{}: refused file fd {}: opened with O_APPEND\n",
+                self.name(),
+                self.file_fd
+            );
+            return Err(EINVAL);
+        }
+        Ok(file)
+    }
+
+    /// The buffer, if it is an rsheap buffer open for what this direction does to it: a LOAD
+    /// writes the buffer and a STORE reads it.
+    fn open_buffer(&self) -> Result<BufferRef> {
+        let store = self.direction == Direction::Store;
+        let buffer = BufferRef::get(self.buf_fd).inspect_err(|&err| {
+            let why = if err == EXDEV {
+                "a dma-buf of another exporter"
+            } else if err == EINVAL {
+                "not a dma-buf"
+            } else {
+                return;
+            };
+            pr_info_ratelimited!(
+                "{}: refused buffer fd {}: {}\n",
+                self.name(),
+                self.buf_fd,
+                why
+            );
+        })?;
+        let access = buffer.access();
+        if !(if store { access.read } else { access.write }) {
+            pr_info_ratelimited!(
+                "{}: refused buffer fd {}: not open for {}\n",
+                self.name(),
+                self.buf_fd,
+                if store { "reading" } else { "writing" }
+            );
+            return Err(EBADF);
+        }
+        Ok(buffer)
+    }
+
+    /// Checks that the range fits the file's offsets and lies within a buffer of
+    /// `buffer_size` bytes.
+    fn check_range(&self, buffer_size: usize) -> Result {
+        let overflow = |name: &str, offset: u64| {
+            pr_info_ratelimited!(
+                "{}: refused {} {:#x} + length {:#x}: overflows\n",
+                self.name(),
+                name,
+                offset,
+                self.length
+            );
+            EOVERFLOW
+        };
+        self.file_offset
+            .checked_add(self.length)
+            .filter(|&end| i64::try_from(end).is_ok())
+            .ok_or_else(|| overflow("file offset", self.file_offset))?;
+        let buf_end = self
+            .buf_offset
+            .checked_add(self.length)
+            .ok_or_else(|| overflow("buffer offset", self.buf_offset))?;
+        if buf_end > buffer_size as u64 {
+            pr_info_ratelimited!(
+                "{}: refused buffer range {:#x} + {:#x}: the buffer has {:#x} bytes\n",
+                self.name(),
+                self.buf_offset,
+                self.length,
+                buffer_size
+            );
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+}
+
 /// Validates `request` and carries it out.
 ///
-/// Nothing moves unless every descriptor, mode and range is valid. Once bytes have moved, an
-/// error or a fatal signal ends the transfer with the count so far, as `read(2)` and
-/// `write(2)` report partial progress.
+/// Nothing moves unless every descriptor, mode and range is valid; a refusal whose errno does
+/// not say which field is at fault is logged, rate-limited. Once bytes have moved, an error or
+/// a fatal signal ends the transfer with the count so far, as `read(2)` and `write(2)` report
+/// partial progress.
 pub(crate) fn transfer(request: &Request) -> Result<Moved> {
     let store = request.direction == Direction::Store;
     if request.flags & !KNOWN_FLAGS != 0 {
+        pr_info_ratelimited!(
+            "{}: refused unknown flags {:#x}\n",
+            request.name(),
+            request.flags
+        );
         return Err(EINVAL);
     }
-    let file = FileRef::get(request.file_fd)?;
-    match file.kind() {
-        FileKind::Regular | FileKind::BlockDevice => {}
-        FileKind::Directory => return Err(EISDIR),
-        FileKind::Stream => return Err(ESPIPE),
-        FileKind::Other => return Err(EINVAL),
-    }
-    let access = file.access();
-    let file_ok = if store { access.write } else { access.read };
-    if !file_ok {
-        return Err(EBADF);
-    }
-    // `O_APPEND` would write at the end whatever the offset says.
-    if store && access.append {
-        return Err(EINVAL);
-    }
-    let buffer = BufferRef::get(request.buf_fd)?;
-    if !store && !buffer.access().write {
-        return Err(EBADF);
-    }
-
-    let eoverflow = EOVERFLOW;
-    request
-        .file_offset
-        .checked_add(request.length)
-        .filter(|&end| i64::try_from(end).is_ok())
-        .ok_or(eoverflow)?;
-    let buf_end = request
-        .buf_offset
-        .checked_add(request.length)
-        .ok_or(eoverflow)?;
+    let file = request.open_file()?;
+    let buffer = request.open_buffer()?;
     let buffer = buffer.buffer();
-    if buf_end > buffer.size() as u64 {
-        return Err(EINVAL);
-    }
+    request.check_range(buffer.size())?;
+
     let mut length = request.length;
     if !store {
         // A load ends at the end of the file, leaving the rest of the range untouched.
@@ -126,7 +220,7 @@ pub(crate) fn transfer(request: &Request) -> Result<Moved> {
     if length == 0 {
         return Ok(Moved::default());
     }
-    let align = if request.flags & FLAG_BUFFERED != 0 || !access.direct {
+    let align = if request.flags & FLAG_BUFFERED != 0 || !file.access().direct {
         None
     } else {
         file.direct_io_alignment()
@@ -134,14 +228,15 @@ pub(crate) fn transfer(request: &Request) -> Result<Moved> {
 
     // Both fit in `usize`: the range lies within the buffer.
     let (buf_offset, length) = (request.buf_offset as usize, length as usize);
-    buffer.exclusive_transfer(|pages| {
+    let segments = KVec::with_capacity(MAX_SEGMENTS, GFP_KERNEL)?;
+    buffer.exclusive_transfer(|target| {
         let transfer = Transfer {
             file: &file,
-            pages,
+            target,
             store,
             file_pos: request.file_offset,
             buf_pos: buf_offset,
-            steps: [AsyncIo::new(MAX_SEGMENTS)?, AsyncIo::new(MAX_SEGMENTS)?],
+            segments,
             step: MIN_STEP,
             moved: Moved::default(),
         };
@@ -176,36 +271,37 @@ fn refuses_direct(err: Error) -> bool {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Continue,
-    /// The file ended.
-    EndOfFile,
+    /// A step moved less than it asked for: the file ended, or took no more. The transfer
+    /// ends with the count so far.
+    Short,
 }
 
 /// One transfer in progress: how far it got in the file and in the buffer.
 struct Transfer<'a> {
     file: &'a FileRef,
-    pages: &'a PageSet,
+    target: TransferTarget<'a>,
     store: bool,
     /// Where the bytes moved so far end in the file.
     file_pos: u64,
     /// Where the bytes moved so far end in the buffer.
     buf_pos: usize,
-    /// The requests of the steps in flight, used in turn.
-    steps: [AsyncIo<'a>; DEPTH],
+    /// The page vectors of the current step.
+    segments: KVec<bindings::bio_vec>,
     /// The size of the next step.
     step: usize,
     moved: Moved,
 }
 
-impl<'a> Transfer<'a> {
+impl Transfer<'_> {
     fn run(mut self, length: usize, align: Option<usize>) -> Result<Moved> {
         let (head, body) = split(self.file_pos, self.buf_pos, length, align);
         let tail = length - head - body;
-        let mut result = self.move_buffered(head);
+        let mut result = self.move_steps(head, false);
         if let Ok(Flow::Continue) = result {
             result = self.move_body(body);
         }
         if let Ok(Flow::Continue) = result {
-            result = self.move_buffered(tail);
+            result = self.move_steps(tail, false);
         }
         match result {
             Err(err) if self.moved.bytes == 0 => Err(err),
@@ -217,128 +313,60 @@ impl<'a> Transfer<'a> {
     /// direct I/O before any of it moved.
     fn move_body(&mut self, len: usize) -> Result<Flow> {
         let before = self.moved.direct;
-        match self.move_direct(len) {
+        match self.move_steps(len, true) {
             Err(err) if self.moved.direct == before && refuses_direct(err) => {
-                self.move_buffered(len)
+                self.move_steps(len, false)
             }
             other => other,
         }
     }
 
-    /// Moves `len` bytes from the current position through the page cache, a step at a time.
-    fn move_buffered(&mut self, len: usize) -> Result<Flow> {
+    /// Moves `len` bytes from the current position, a step at a time, by direct I/O if
+    /// `direct`, else through the page cache.
+    ///
+    /// Each step completes before the next is issued. A step that fails, or moves less than it
+    /// asked for, ends the walk; bytes count up to where the last step stopped.
+    fn move_steps(&mut self, len: usize, direct: bool) -> Result<Flow> {
         let end = self.buf_pos + len;
+        // The page cache reaches an uncached buffer through cached mappings.
+        let flush_through = self.target.flush_through.filter(|_| !direct);
         while self.buf_pos < end {
             if shim::fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let segments = self.steps.first_mut().ok_or(EINVAL)?.segments()?;
             let step = describe(
-                segments,
-                self.pages,
+                &mut self.segments,
+                self.target.pages,
                 self.buf_pos,
                 end - self.buf_pos,
                 self.step,
             )?;
+            if let Some(heap) = flush_through {
+                // SAFETY: The segments name pages of the buffer, which the caller of
+                // `transfer` holds until the transfer ends.
+                unsafe { heap.flush_segments(&self.segments) }?;
+            }
             let started = Instant::now();
-            // SAFETY: The segments name pages of the buffer, which the caller of `transfer`
-            // holds until the transfer ends.
+            // SAFETY: As above; the call returns once its I/O is complete.
             let done = unsafe {
                 self.file
-                    .read_write_buffered(self.store, self.file_pos, segments, step)
+                    .read_write(self.store, direct, self.file_pos, &self.segments, step)
             }?;
-            if done == 0 {
-                return Ok(Flow::EndOfFile);
-            }
+            let flushed = match flush_through {
+                // SAFETY: As above.
+                Some(heap) => unsafe { flush_after(heap, &self.segments) },
+                None => Ok(()),
+            };
             self.resize_step(started.elapsed_ms());
-            self.advance(done, false);
+            self.advance(done, direct);
+            // The bytes moved count, whatever the flush after them says.
+            flushed?;
+            if done < step {
+                return Ok(Flow::Short);
+            }
             shim::cond_resched();
         }
         Ok(Flow::Continue)
-    }
-
-    /// Moves `len` bytes from the current position by direct I/O, with [`DEPTH`] steps in
-    /// flight.
-    ///
-    /// Steps complete in the order they were issued. Bytes count only up to the first step
-    /// that fails or comes back short; steps issued after it are waited for and ignored.
-    fn move_direct(&mut self, len: usize) -> Result<Flow> {
-        let end = self.buf_pos + len;
-        // Where the next step starts, ahead of the completed position.
-        let (mut next_buf, mut next_file) = (self.buf_pos, self.file_pos);
-        let mut issued: [(usize, Instant); DEPTH] = [(0, Instant::now()); DEPTH];
-        let (mut oldest, mut in_flight) = (0, 0);
-        // Why no more steps are issued, and whether steps still in flight count.
-        let mut stopped: Option<Result<Flow>> = None;
-        let mut counting = true;
-        loop {
-            while stopped.is_none() && in_flight < DEPTH && next_buf < end {
-                if shim::fatal_signal_pending() {
-                    stopped = Some(Err(EINTR));
-                    break;
-                }
-                let slot = (oldest + in_flight) % DEPTH;
-                let Some(io) = self.steps.get_mut(slot) else {
-                    stopped = Some(Err(EINVAL));
-                    break;
-                };
-                let step = match io
-                    .segments()
-                    .and_then(|s| describe(s, self.pages, next_buf, end - next_buf, self.step))
-                {
-                    Ok(step) => step,
-                    Err(err) => {
-                        stopped = Some(Err(err));
-                        break;
-                    }
-                };
-                // SAFETY: The segments name pages of the buffer, which the caller of `transfer`
-                // holds until the transfer, and with it every step, ends.
-                if let Err(err) = unsafe { io.start(self.file, self.store, next_file, step) } {
-                    stopped = Some(Err(err));
-                    break;
-                }
-                if let Some(entry) = issued.get_mut(slot) {
-                    *entry = (step, Instant::now());
-                }
-                next_buf += step;
-                next_file += step as u64;
-                in_flight += 1;
-            }
-            if in_flight == 0 {
-                break;
-            }
-            let slot = oldest;
-            oldest = (oldest + 1) % DEPTH;
-            in_flight -= 1;
-            let result = self
-                .steps
-                .get_mut(slot)
-                .map_or(Err(EINVAL), AsyncIo::finish);
-            if !counting {
-                continue;
-            }
-            let Some(&(step, started)) = issued.get(slot) else {
-                continue;
-            };
-            match result {
-                Ok(done) => {
-                    self.resize_step(started.elapsed_ms());
-                    self.advance(done, true);
-                    if done < step {
-                        // The file ended (or shrank) under the transfer.
-                        stopped = Some(Ok(Flow::EndOfFile));
-                        counting = false;
-                    }
-                }
-                Err(err) => {
-                    stopped = Some(Err(err));
-                    counting = false;
-                }
-            }
-            shim::cond_resched();
-        }
-        stopped.unwrap_or(Ok(Flow::Continue))
     }
 
     /// Counts `done` bytes as moved from the current position.
@@ -359,6 +387,22 @@ impl<'a> Transfer<'a> {
             self.step = (self.step / 2).max(MIN_STEP);
         }
     }
+}
+
+/// Writes back what a page cache step left in the CPU caches over an uncached buffer's pages.
+/// A failure is logged: the bytes did move, but the CPU's mappings may not see them yet.
+///
+/// # Safety
+///
+/// The pages `segments` name must stay allocated for the call.
+unsafe fn flush_after(heap: &Heap, segments: &[bindings::bio_vec]) -> Result {
+    // SAFETY: The caller guarantees the pages stay allocated.
+    unsafe { heap.flush_segments(segments) }.inspect_err(|err| {
+        pr_warn_ratelimited!(
+            "could not flush the CPU caches after a transfer step: {:?}\n",
+            err
+        );
+    })
 }
 
 /// Describes in `segments` the pages of up to `max` bytes of `pages` from byte `offset`, at

@@ -140,18 +140,6 @@ impl<T> KVec<T> {
         Ok(vec)
     }
 
-    /// A vector of `n` copies of `value`.
-    pub(crate) fn from_elem(value: T, n: usize, flags: Flags) -> Result<Self>
-    where
-        T: Clone,
-    {
-        let mut vec = Self::with_capacity(n, flags)?;
-        for _ in 0..n {
-            vec.push(value.clone(), flags)?;
-        }
-        Ok(vec)
-    }
-
     /// Makes room for at least `additional` more elements.
     pub(crate) fn reserve(&mut self, additional: usize, flags: Flags) -> Result {
         const { assert!(size_of::<T>() != 0 && align_of::<T>() <= MIN_ALIGN) };

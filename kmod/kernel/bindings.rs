@@ -45,6 +45,8 @@ opaque_types! {
     scatterlist;
     /// `struct seq_file`.
     seq_file;
+    /// `struct list_head`.
+    list_head;
     /// `struct vm_area_struct`.
     vm_area_struct;
     /// `struct mutex`.
@@ -128,5 +130,6 @@ extern "C" {
     pub(crate) fn rsheap_spinlock_free(lock: *mut spinlock);
     pub(crate) fn rsheap_spin_lock(lock: *mut spinlock);
     pub(crate) fn rsheap_spin_unlock(lock: *mut spinlock);
+    pub(crate) fn rsheap_printk_ratelimit() -> bool;
     pub(crate) fn rsheap_bug() -> !;
 }

@@ -97,6 +97,7 @@ pub(crate) mod code {
         EOVERFLOW,
         EOPNOTSUPP,
         ERESTARTSYS,
-        EIOCBQUEUED,
+        EXDEV,
+        ENODEV,
     );
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Printing to the kernel log: `pr_emerg!`, `pr_err!` and `pr_warn!`.
+//! Printing to the kernel log: `pr_emerg!`, `pr_err!`, `pr_warn!`, and the rate-limited
+//! `pr_warn_ratelimited!` and `pr_info_ratelimited!`, which share one limit (10 messages in 5
+//! seconds, the kernel's default) so that no caller can flood the log.
 //!
 //! A message is formatted by Rust into a buffer on the stack and handed to `_printk` as a
 //! string, never as `%pA`: that format reads a `core::fmt::Arguments` laid out by the kernel's
@@ -23,6 +25,8 @@ pub(crate) const EMERG: Level = Level(b"\x010rsheap: %.*s\0");
 pub(crate) const ERR: Level = Level(b"\x013rsheap: %.*s\0");
 /// `KERN_WARNING`.
 pub(crate) const WARNING: Level = Level(b"\x014rsheap: %.*s\0");
+/// `KERN_INFO`.
+pub(crate) const INFO: Level = Level(b"\x016rsheap: %.*s\0");
 
 /// A message being formatted.
 struct Message {
@@ -56,6 +60,14 @@ pub(crate) fn print(level: Level, args: fmt::Arguments<'_>) {
     unsafe { bindings::_printk(level.0.as_ptr().cast(), len, message.text.as_ptr()) };
 }
 
+/// Prints `args` at `level` unless the module's messages exceed their rate limit.
+pub(crate) fn print_ratelimited(level: Level, args: fmt::Arguments<'_>) {
+    // SAFETY: No preconditions; the limit's state is the C side's own.
+    if unsafe { bindings::rsheap_printk_ratelimit() } {
+        print(level, args);
+    }
+}
+
 /// Prints an emergency message.
 macro_rules! pr_emerg {
     ($($arg:tt)*) => {
@@ -77,4 +89,26 @@ macro_rules! pr_warn {
     };
 }
 
-pub(crate) use {pr_emerg, pr_err, pr_warn};
+/// Prints a warning, rate-limited: for failures of the system (memory, devices) that a caller
+/// sees only as an errno.
+macro_rules! pr_warn_ratelimited {
+    ($($arg:tt)*) => {
+        $crate::kernel::print::print_ratelimited(
+            $crate::kernel::print::WARNING,
+            format_args!($($arg)*),
+        )
+    };
+}
+
+/// Prints an informational message, rate-limited: why a caller's request was refused, with the
+/// values, where the errno alone does not say.
+macro_rules! pr_info_ratelimited {
+    ($($arg:tt)*) => {
+        $crate::kernel::print::print_ratelimited(
+            $crate::kernel::print::INFO,
+            format_args!($($arg)*),
+        )
+    };
+}
+
+pub(crate) use {pr_emerg, pr_err, pr_info_ratelimited, pr_warn, pr_warn_ratelimited};

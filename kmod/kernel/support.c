@@ -16,6 +16,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/ratelimit.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 
@@ -67,7 +68,6 @@ static struct lock_class_key rsheap_lock_keys[RSHEAP_LOCK_CLASSES];
 static const char *const rsheap_lock_names[RSHEAP_LOCK_CLASSES] = {
 	[RSHEAP_LOCK_BUFFER_INNER] = "rsheap_buffer_inner",
 	[RSHEAP_LOCK_BUFFER_TRANSFER] = "rsheap_buffer_transfer",
-	[RSHEAP_LOCK_POOLS_PENDING] = "rsheap_pools_pending",
 	[RSHEAP_LOCK_PAGE_POOL] = "rsheap_page_pool",
 };
 
@@ -135,6 +135,19 @@ void rsheap_spin_lock(struct spinlock *lock)
 void rsheap_spin_unlock(struct spinlock *lock)
 {
 	spin_unlock(lock);
+}
+
+/*
+ * One rate limit for every rate-limited message of the module, so that a
+ * client repeating a bad request cannot flood the log: the kernel's default
+ * of 10 messages per 5 seconds.
+ */
+bool rsheap_printk_ratelimit(void)
+{
+	static DEFINE_RATELIMIT_STATE(rsheap_printk_rs, DEFAULT_RATELIMIT_INTERVAL,
+				      DEFAULT_RATELIMIT_BURST);
+
+	return __ratelimit(&rsheap_printk_rs);
 }
 
 /* The end of a Rust panic, which rsheap's code is written never to reach. */

@@ -22,7 +22,6 @@ struct spinlock;
 enum rsheap_lock_class {
 	RSHEAP_LOCK_BUFFER_INNER,
 	RSHEAP_LOCK_BUFFER_TRANSFER,
-	RSHEAP_LOCK_POOLS_PENDING,
 	RSHEAP_LOCK_PAGE_POOL,
 	RSHEAP_LOCK_CLASSES,
 };
@@ -41,6 +40,7 @@ struct spinlock *rsheap_spinlock_new(unsigned int class);
 void rsheap_spinlock_free(struct spinlock *lock);
 void rsheap_spin_lock(struct spinlock *lock);
 void rsheap_spin_unlock(struct spinlock *lock);
+bool rsheap_printk_ratelimit(void);
 void __noreturn rsheap_bug(void);
 
 /* Implemented in Rust (rsheap_main.rs), called from C. */

@@ -26,8 +26,6 @@ impl LockClass {
     pub(crate) const BUFFER_INNER: Self = Self(consts::LOCK_BUFFER_INNER);
     /// `Buffer::transfer`.
     pub(crate) const BUFFER_TRANSFER: Self = Self(consts::LOCK_BUFFER_TRANSFER);
-    /// `Pools::pending`.
-    pub(crate) const POOLS_PENDING: Self = Self(consts::LOCK_POOLS_PENDING);
     /// `PagePool::inner`.
     pub(crate) const PAGE_POOL: Self = Self(consts::LOCK_PAGE_POOL);
 }

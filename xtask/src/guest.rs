@@ -5,9 +5,11 @@
 //! folder shared read-only over 9p: paths inside the guest equal the host's, so the script can
 //! name host binaries and the run folder directly. On arm64 ([`Machine::arm64`], `virt`) host
 //! binaries cannot run, so the script runs in the initramfs with an arm64 busybox, and its
-//! programs are static arm64 binaries in the run folder or the cache. A fresh ext4 file system on a virtio-blk disk, mounted at `/run/scratch`,
-//! gives file I/O a real block device and file system. When the script
-//! ends, init saves its exit status and dmesg and powers off.
+//! programs are static arm64 binaries in the run folder or the cache. Fresh ext4 file systems
+//! on two virtio-blk disks give file I/O real block devices and file systems: a large one at
+//! `/run/scratch` (`/dev/vda`) and a small one at `/run/small` (`/dev/vdb`) for the suites
+//! that fill a file system up or make its disk fail. When the script ends, init saves its exit
+//! status and dmesg and powers off.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,10 @@ const GUEST_MEMORY: &str = "4G";
 /// The scratch disk: sparse on the host, large enough for the 1 GB files of the suites and
 /// the benchmark, with room for their copies.
 const SCRATCH_SIZE: &str = "6G";
+
+/// The small disk, an ext4 file system that the suites fill up or make fail (`/run/small`),
+/// so that nothing else on the scratch disk suffers.
+const SMALL_SIZE: &str = "64M";
 
 /// Kernel log lines that mean something went wrong in the kernel.
 const SPLAT_MARKERS: &[&str] = &[
@@ -60,7 +66,7 @@ const SPLAT_MARKERS: &[&str] = &[
     "CFI failure",
     // rsheap's own reports of importer misuse
     "rsheap: vunmap of a buffer",
-    "rsheap: releasing a buffer",
+    "rsheap: release of a buffer",
 ];
 
 /// What one boot produced.
@@ -226,7 +232,8 @@ pub fn run_on(
         ),
     )?;
     let initramfs = initramfs(env, &machine.busybox)?;
-    let scratch = scratch_disk(&dir)?;
+    let scratch = ext4_disk(&dir.join("scratch.img"), SCRATCH_SIZE, "scratch")?;
+    let small = ext4_disk(&dir.join("small.img"), SMALL_SIZE, "small")?;
     let console_path = dir.join("console.log");
     let start = Instant::now();
     let mut qemu = Command::new(machine.qemu);
@@ -263,6 +270,11 @@ pub fn run_on(
         .arg(format!(
             "file={},format=raw,if=virtio,cache=unsafe",
             scratch.display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,cache=unsafe",
+            small.display()
         ))
         .arg("-virtfs")
         .arg(format!(
@@ -316,6 +328,7 @@ pub fn run_on(
     }
     // Gigabytes of test files nobody reads afterwards.
     let _ = std::fs::remove_file(&scratch);
+    let _ = std::fs::remove_file(&small);
     let console = std::fs::read_to_string(&console_path).unwrap_or_default();
     if status.is_none() {
         bail!(
@@ -392,13 +405,13 @@ impl ConsoleFollower {
     }
 }
 
-/// Makes an empty ext4 file system in a sparse image in the run folder. Inode tables and the
-/// journal are written now, so the guest's kernel has no lazy initialisation to do in the
-/// background of the tests and benchmarks.
-fn scratch_disk(dir: &Path) -> Result<PathBuf> {
-    let image = dir.join("scratch.img");
+/// Makes an empty ext4 file system labelled `label` in a sparse image of `size` at `image`.
+/// Inode tables and the journal are written now, so the guest's kernel has no lazy
+/// initialisation to do in the background of the tests and benchmarks.
+fn ext4_disk(image: &Path, size: &str, label: &str) -> Result<PathBuf> {
+    let image = image.to_path_buf();
     let status = Command::new("truncate")
-        .args(["-s", SCRATCH_SIZE])
+        .args(["-s", size])
         .arg(&image)
         .status()
         .context("run truncate")?;
@@ -410,7 +423,7 @@ fn scratch_disk(dir: &Path) -> Result<PathBuf> {
             "-q",
             "-F",
             "-L",
-            "scratch",
+            label,
             "-E",
             "lazy_itable_init=0,lazy_journal_init=0",
         ])

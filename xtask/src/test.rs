@@ -32,8 +32,17 @@ const BROKER_SUITES: [&str; 4] = ["broker", "cli", "sdk_broker", SYSTEM_BROKER_S
 const SYSTEM_BROKER_SUITE: &str = "system_broker";
 /// The suites that also run on arm64 with 16 KiB pages: those of the kernel module, and one
 /// with the broker.
-const ARM64_SUITES: [&str; 9] = [
-    "heap", "pool", "transfer", "uncached", "vgem", "vmap", "fuzz", "stress", "broker",
+const ARM64_SUITES: [&str; 10] = [
+    "heap",
+    "pool",
+    "transfer",
+    "transfer_faults",
+    "uncached",
+    "vgem",
+    "vmap",
+    "fuzz",
+    "stress",
+    "broker",
 ];
 
 /// How long the guest may take for all suites under TCG.

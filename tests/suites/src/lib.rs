@@ -251,6 +251,22 @@ pub fn scratch_path(name: &str) -> PathBuf {
     Path::new(SCRATCH).join(name)
 }
 
+/// Where the rig mounts the ext4 file system of its small disk (virtio-blk), for the suites
+/// that fill a file system up or make its disk fail.
+pub const SMALL: &str = "/run/small";
+
+/// `name` on the small file system, failing the test with a hint if it is not mounted.
+pub fn small_path(name: &str) -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
+    assert!(
+        mounts
+            .lines()
+            .any(|line| line.split(' ').nth(1) == Some(SMALL)),
+        "{SMALL} is not mounted (run the suites with `cargo xtask test`)"
+    );
+    Path::new(SMALL).join(name)
+}
+
 /// Writes dirty pages back and drops the clean page cache, so the next read of any file
 /// comes from its disk.
 pub fn drop_caches() {

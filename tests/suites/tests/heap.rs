@@ -378,3 +378,86 @@ fn mappings_at_any_address_see_the_same_bytes() {
     // SAFETY: The whole reservation, including the mapping, is ours.
     unsafe { nix::sys::mman::munmap(base, span.get()) }.expect("unmap");
 }
+
+/// A `kB` figure of `/proc/self/status`.
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// The `VmFlags` of the mapping that starts at `addr`, from `/proc/self/smaps`.
+fn vm_flags(addr: usize) -> String {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
+    let start = format!("{addr:x}-");
+    smaps
+        .lines()
+        .skip_while(|line| !line.starts_with(&start))
+        .find_map(|line| line.strip_prefix("VmFlags:"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no mapping at {addr:#x} in /proc/self/smaps"))
+}
+
+/// Sets THP's global mode while it lives, and puts the old one back.
+struct ThpMode(String);
+
+const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+
+impl ThpMode {
+    fn set(mode: &str) -> Self {
+        let text = std::fs::read_to_string(THP_ENABLED).expect("read the THP mode");
+        let old = text
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix('[')?.strip_suffix(']'))
+            .expect("a selected THP mode")
+            .to_owned();
+        std::fs::write(THP_ENABLED, mode).expect("set the THP mode");
+        Self(old)
+    }
+}
+
+impl Drop for ThpMode {
+    fn drop(&mut self) {
+        let _ = std::fs::write(THP_ENABLED, &self.0);
+    }
+}
+
+#[test]
+fn large_mappings_take_pmds_with_thp_in_madvise_mode_and_no_vma_mark() {
+    let page = page_size();
+    // A PMD maps as many pages as a page-table page has entries.
+    let pmd = page * (page / 8);
+    if pmd != 2 << 20 {
+        println!("skipped: a PMD maps {pmd} bytes, more than the heap's largest chunk");
+        return;
+    }
+    // Android's default: huge pages only where asked for.
+    let _mode = ThpMode::set("madvise");
+    let len = 256 << 20;
+    let buffer = rsheap().allocate(len).expect("allocate");
+    let mapping = buffer.map().expect("map");
+    let bytes = mapping.as_slice();
+    let base = bytes.as_ptr() as usize;
+    assert_eq!(base % pmd, 0, "the SDK places large mappings PMD-aligned");
+    let before = status_kb("VmPTE");
+    let touched: u64 = bytes.iter().step_by(pmd).map(|&b| u64::from(b)).sum();
+    assert_eq!(touched, 0, "a fresh buffer is zeroed");
+    let grown = status_kb("VmPTE").saturating_sub(before);
+    // Base pages would need a page-table page per PMD: 128 of them, 512 KiB with 4 KiB pages.
+    let base_page_tables = (len / pmd * page / 1024) as u64;
+    assert!(
+        grown < base_page_tables / 4,
+        "mapping {len} bytes grew the page tables by {grown} kB, base pages need \
+         {base_page_tables} kB"
+    );
+    // The kernel lets huge PFN mappings bypass the THP policy (6.12.115 and later), so the VMA
+    // does not claim MADV_HUGEPAGE ("hg") that nobody asked for.
+    let flags = vm_flags(base);
+    assert!(
+        !flags.split_whitespace().any(|flag| flag == "hg"),
+        "VmFlags:{flags}"
+    );
+}

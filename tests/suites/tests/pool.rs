@@ -1,5 +1,6 @@
 //! rsheap's page pools: freed pages come back zeroed, the pool stays within its limit, the
-//! shrinker and real memory pressure drain it, and no page leaks.
+//! shrinker and real memory pressure drain it, no page leaks, and what is pooled shows in
+//! `/sys/kernel/dma_heap/total_pools_kb` and `/sys/kernel/rsheap`.
 
 use rsheap::{Buffer, Heap, SyncDirection};
 use rsheap_suites::{
@@ -173,4 +174,70 @@ fn live_buffers_are_counted_per_heap() {
     drop(buffers);
     assert_eq!(heap_stat(RSHEAP, 0), buffers_before);
     assert_eq!(heap_stat(RSHEAP, 1), bytes_before);
+}
+
+/// A number from a sysfs file.
+fn sysfs_number(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("read {path}: {err}"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+#[test]
+fn pooled_bytes_show_where_android_and_production_tools_read_them() {
+    drain_pools();
+    churn(&mixed());
+    let pooled = rsheap_stat("pool bytes");
+    assert!(pooled > 0, "freed chunks were pooled");
+    // The dma-heap core's sum over heaps, which dumpsys meminfo and dmabuf_dump read; only
+    // rsheap's heaps pool here, and they report their shared pools once.
+    assert_eq!(
+        sysfs_number("/sys/kernel/dma_heap/total_pools_kb"),
+        pooled / 1024,
+        "total_pools_kb"
+    );
+    // The module's own sysfs counters, readable without debugfs.
+    assert_eq!(sysfs_number("/sys/kernel/rsheap/pool/bytes"), pooled);
+    let per_chunk: u64 = ["2m", "1m", "64k", "page"]
+        .iter()
+        .map(|size| sysfs_number(&format!("/sys/kernel/rsheap/pool/chunk_{size}_bytes")))
+        .sum();
+    assert_eq!(per_chunk, pooled, "the pool's bytes per chunk size add up");
+    assert_eq!(
+        sysfs_number("/sys/kernel/rsheap/pool/limit_bytes"),
+        rsheap_stat("pool limit bytes")
+    );
+    assert_eq!(sysfs_number("/sys/kernel/rsheap/pool/pending_bytes"), 0);
+    assert_eq!(
+        sysfs_number("/sys/kernel/rsheap/pool/hits"),
+        rsheap_stat("pool hits")
+    );
+    let scans = sysfs_number("/sys/kernel/rsheap/shrinker/scan_calls");
+    drain_pools();
+    assert!(sysfs_number("/sys/kernel/rsheap/shrinker/scan_calls") > scans);
+    assert_eq!(sysfs_number("/sys/kernel/dma_heap/total_pools_kb"), 0);
+    assert_eq!(sysfs_number("/sys/kernel/rsheap/pool/bytes"), 0);
+
+    let heap = heap();
+    let before = (
+        sysfs_number("/sys/kernel/rsheap/heaps/rsheap/buffers"),
+        sysfs_number("/sys/kernel/rsheap/heaps/rsheap/bytes"),
+    );
+    let buffer = heap.allocate(3 * MIB).expect("allocate");
+    assert_eq!(
+        (
+            sysfs_number("/sys/kernel/rsheap/heaps/rsheap/buffers"),
+            sysfs_number("/sys/kernel/rsheap/heaps/rsheap/bytes"),
+        ),
+        (before.0 + 1, before.1 + 3 * MIB as u64)
+    );
+    drop(buffer);
+    let uncached = Heap::open(rsheap_suites::RSHEAP_UNCACHED)
+        .expect("open the uncached heap")
+        .allocate(MIB)
+        .expect("allocate uncached");
+    assert!(sysfs_number("/sys/kernel/rsheap/heaps/rsheap-uncached/bytes") >= MIB as u64);
+    drop(uncached);
 }

@@ -493,11 +493,13 @@ fn bad_descriptors_get_a_clear_errno() {
         .append(true)
         .open(&path)
         .expect("open append");
-    let read_only_buffer = {
+    let buffer_opened = |mode: i32| {
         let mut data = request(64 * KIB);
-        data.fd_flags = libc::O_RDONLY as u32 | libc::O_CLOEXEC as u32;
-        raw_alloc(&open_heap(RSHEAP), data).expect("read-only rsheap buffer")
+        data.fd_flags = mode as u32 | libc::O_CLOEXEC as u32;
+        raw_alloc(&open_heap(RSHEAP), data).expect("rsheap buffer")
     };
+    let read_only_buffer = buffer_opened(libc::O_RDONLY);
+    let write_only_buffer = buffer_opened(libc::O_WRONLY);
 
     let file = |fd: i32| RsheapTransfer {
         file_fd: fd,
@@ -565,9 +567,17 @@ fn bad_descriptors_get_a_clear_errno() {
         buf(read_only_buffer.as_raw_fd()),
         Errno::EBADF,
     );
-    // Reading a read-only buffer out to a file is fine.
+    fixture.expect(
+        "write-only buffer",
+        true,
+        buf(write_only_buffer.as_raw_fd()),
+        Errno::EBADF,
+    );
+    // Reading a read-only buffer out to a file is fine, as is loading into a write-only one.
     let mut store = buf(read_only_buffer.as_raw_fd());
     assert_eq!(raw_transfer(&fixture.control, true, &mut store), Ok(()));
+    let mut load = buf(write_only_buffer.as_raw_fd());
+    assert_eq!(raw_transfer(&fixture.control, false, &mut load), Ok(()));
 }
 
 #[test]
@@ -677,6 +687,28 @@ fn bad_ranges_flags_and_sizes_get_a_clear_errno() {
             assert_eq!(newer.request.bytes, 4096);
             assert_eq!(newer.extra, [0, 0], "the kernel writes only what it knows");
         }
+    }
+
+    // No more than a page is scanned for zeroes: a larger size is E2BIG, zeroes or not.
+    let page = rsheap::page_size();
+    for (size, want) in [
+        (page, Ok(())),
+        (page + 8, Err(Errno::E2BIG)),
+        (u32::MAX as usize, Err(Errno::E2BIG)),
+    ] {
+        let mut bytes = vec![0u64; page.div_ceil(8) + 1];
+        let request = RsheapTransfer {
+            size: size as u32,
+            ..base
+        };
+        // SAFETY: `bytes` is larger than the struct and suitably aligned for it.
+        unsafe { bytes.as_mut_ptr().cast::<RsheapTransfer>().write(request) };
+        let control = fixture.control.as_raw_fd();
+        // SAFETY: The kernel reads at most `size` bytes and refuses sizes past what `bytes`
+        // holds before reading them.
+        let got =
+            unsafe { rsheap::uapi::rsheap_ioc_load(control, bytes.as_mut_ptr().cast()) }.map(drop);
+        assert_eq!(got, want, "size {size}");
     }
 
     // A null request and unknown ioctls.
@@ -925,4 +957,57 @@ fn a_process_killed_mid_load_leaks_nothing() {
         free_after + (64 << 20) >= free_before,
         "MemFree went from {free_before} to {free_after}"
     );
+}
+
+/// The kernel's log buffer, as `dmesg` prints it.
+fn kernel_log() -> String {
+    const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
+    const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
+    // SAFETY: Asking for the buffer's size passes no memory.
+    let size = unsafe { libc::klogctl(SYSLOG_ACTION_SIZE_BUFFER, std::ptr::null_mut(), 0) };
+    assert!(size > 0, "the kernel log's size");
+    let mut bytes = vec![0u8; size as usize];
+    // SAFETY: `bytes` is valid for `size` bytes of writes.
+    let len = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, bytes.as_mut_ptr().cast(), size) };
+    assert!(len >= 0, "read the kernel log");
+    bytes.truncate(len as usize);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn a_refused_request_says_why_in_the_kernel_log() {
+    let fixture = Fixture::new();
+    // Rejections share one rate limit of 10 messages per 5 seconds, which the other tests of
+    // this binary may have used up: wait for a fresh interval.
+    std::thread::sleep(Duration::from_millis(5500));
+    let base = fixture.request();
+    let buffer_len = fixture.buffer.len() as u64;
+    fixture.expect(
+        "unknown flag",
+        false,
+        RsheapTransfer {
+            flags: 1 << 30,
+            ..base
+        },
+        Errno::EINVAL,
+    );
+    fixture.expect(
+        "range past the buffer",
+        true,
+        RsheapTransfer {
+            buf_offset: buffer_len,
+            ..base
+        },
+        Errno::EINVAL,
+    );
+    let log = kernel_log();
+    for reason in [
+        "rsheap: LOAD: refused unknown flags 0x40000000".to_owned(),
+        format!(
+            "rsheap: STORE: refused buffer range {buffer_len:#x} + 0x1000: the buffer has \
+             {buffer_len:#x} bytes"
+        ),
+    ] {
+        assert!(log.contains(&reason), "the kernel log says {reason:?}");
+    }
 }

@@ -20,13 +20,24 @@
  * end of the file, as read(2) does: the short count is returned and the
  * buffer past it is left untouched (if the file shrinks during the LOAD, the
  * bytes past the count are unspecified).  A STORE may extend the file.  A
- * length of 0 moves nothing and succeeds.  Once bytes have moved, an error
- * ends the transfer with the count so far, as read(2) and write(2) do.
+ * length of 0 moves nothing and succeeds.
+ *
+ * Ending early.  A transfer moves its range in steps, one after the other:
+ * the next step is issued only once the one before has completed in full.  An
+ * error, or a step that moves less than it asked for (the file ended, the file
+ * system is full), ends the transfer: once bytes have moved, with the count so
+ * far, as read(2) and write(2) do; else with the error.  Nothing is issued past
+ * the step that stopped, so nothing past it changes: not in the buffer for a
+ * LOAD, not in the file for a STORE, and a STORE leaves the file no longer than
+ * the bytes it reports (the file system undoes a failed extending write).
+ * Within the step that failed, as with a failed read(2) or write(2), the bytes
+ * the device had already moved may have changed.  The first step moves at most
+ * 16 MiB.
  *
  * Errors, besides those of read(2) and write(2):
  *   EBADF    a descriptor is not open; the file is not open for reading
  *            (LOAD) or writing (STORE); the buffer is not open for writing
- *            (LOAD)
+ *            (LOAD) or reading (STORE)
  *   EINVAL   buf_fd is not a dma-buf; unknown flags; size is smaller than
  *            RSHEAP_TRANSFER_SIZE_VER0; the range lies outside the buffer;
  *            the file is neither a regular file nor a block device; STORE to
@@ -34,8 +45,11 @@
  *   EXDEV    buf_fd is a dma-buf of another exporter
  *   EISDIR   file_fd is a directory
  *   ESPIPE   file_fd is a pipe or a socket
- *   E2BIG    size is larger than the kernel's struct and the extra bytes are
- *            not zero
+ *   E2BIG    size is larger than a page, or larger than the kernel's struct
+ *            with extra bytes that are not zero
+ *
+ * A refusal the errno alone does not explain (which descriptor, which value)
+ * is also logged, rate-limited, to the kernel log.
  *
  * Concurrency.  Transfers on one buffer run one at a time: a second LOAD or
  * STORE on the same buffer waits for the first (a signal ends the wait with
@@ -44,8 +58,8 @@
  * buffer gets the same cache maintenance as DMA_BUF_IOCTL_SYNC.
  *
  * Signals.  A fatal signal stops a transfer between its steps, which are
- * sized to take about 100 ms each (16 MiB to 1 GiB), once the steps in flight
- * complete; the bytes already moved are reported.  Other signals do not
+ * sized to take about 100 ms each (16 MiB to 1 GiB), once the running step
+ * completes; the bytes already moved are reported.  Other signals do not
  * interrupt a transfer.
  */
 
@@ -63,7 +77,7 @@
 /**
  * struct rsheap_transfer - a LOAD or STORE request and its result
  * @size:		in: sizeof(struct rsheap_transfer) as the caller knows
- *			it; later versions only append fields
+ *			it, at most a page; later versions only append fields
  * @flags:		in: RSHEAP_TRANSFER_* flags
  * @file_fd:		in: the file, a regular file or a block device
  * @buf_fd:		in: a dma-buf of an rsheap heap
