@@ -21,8 +21,9 @@
 //!
 //! The last reference to the dma-buf releases the buffer ([`Buffer::drop`]), after every
 //! importer has detached, in this order: attachments left over have their tables unmapped and
-//! freed; the kernel mapping is unmapped; the heap stops counting the buffer; and only then do
-//! the pages go back to the pools, when nothing can reach them any more.
+//! freed; the kernel mapping is unmapped; the heap, and the account it is charged to, stop
+//! counting the buffer; and only then do the pages go back to the pools, when nothing can
+//! reach them any more.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
@@ -33,6 +34,7 @@ use crate::kernel::page::PAGE_SHIFT;
 use crate::kernel::prelude::*;
 use crate::kernel::sync::{Arc, LockClass, Mutex};
 
+use crate::account::Account;
 use crate::heap::{Caching, Heap};
 use crate::pages::PageSet;
 use crate::sgt::SgTable;
@@ -85,6 +87,8 @@ struct BufferInner {
     /// has few.
     attachments: KVec<(usize, Attachment)>,
     vmap: Option<KernelMapping>,
+    /// The account the buffer is charged to, set once.
+    owner: Option<Arc<Account>>,
 }
 
 impl BufferInner {
@@ -121,6 +125,7 @@ impl Buffer {
         let inner = BufferInner {
             attachments: KVec::new(),
             vmap: None,
+            owner: None,
         };
         let buffer = KBox::new(
             Self {
@@ -143,6 +148,17 @@ impl Buffer {
     /// The buffer's size in bytes.
     pub(crate) fn size(&self) -> usize {
         self.pages.size()
+    }
+
+    /// Charges the buffer to `account` until it is released; `EBUSY` if it was charged before.
+    pub(crate) fn charge(&self, account: &Arc<Account>) -> Result {
+        let mut inner = self.inner.lock();
+        if inner.owner.is_some() {
+            return Err(EBUSY);
+        }
+        account.charge(self.size());
+        inner.owner = Some(account.clone());
+        Ok(())
     }
 
     /// Attaches `dev`, giving it a table of its own; `key` identifies the attachment from now on.
@@ -386,6 +402,7 @@ impl Drop for Buffer {
         let mut inner = self.inner.lock();
         let attachments = core::mem::take(&mut inner.attachments);
         let vmap = inner.vmap.take();
+        let owner = inner.owner.take();
         drop(inner);
         if !attachments.is_empty() {
             pr_warn!(
@@ -405,6 +422,9 @@ impl Drop for Buffer {
             unsafe { shim::rsheap_vunmap(vmap.addr.as_ptr()) };
         }
         self.heap.buffer_released(self.pages.size());
+        if let Some(owner) = owner {
+            owner.release(self.pages.size());
+        }
         self.heap.pools().defer_free(self.pages.take_chunks());
     }
 }

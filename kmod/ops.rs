@@ -10,6 +10,7 @@ use crate::kernel::bindings::{self, c_int, c_void};
 use crate::kernel::prelude::*;
 use crate::kernel::sync::Arc;
 
+use crate::account::{self, Account};
 use crate::buffer::{Buffer, VmaRange};
 use crate::heap::Heap;
 use crate::pool::Pools;
@@ -292,6 +293,56 @@ unsafe extern "C" fn rsheap_stat(inventory: *mut c_void, stat: u32, index: u32) 
     // SAFETY: The caller guarantees `inventory` is the leaked inventory, which lives for good.
     let inventory = unsafe { &*inventory.cast::<Inventory>() };
     inventory.stat(stat, index)
+}
+
+/// A new account for an open file of the control device, or null without memory.
+#[no_mangle]
+extern "C" fn rsheap_account_new() -> *mut c_void {
+    match Arc::new(Account::default(), GFP_KERNEL) {
+        Ok(account) => Arc::into_raw(account).cast_mut().cast(),
+        Err(_) => core::ptr::null_mut(),
+    }
+}
+
+/// Drops the open file's reference to its account; buffers charged to it keep it.
+///
+/// # Safety
+///
+/// `account` must come from `rsheap_account_new`, and is not used again.
+#[no_mangle]
+unsafe extern "C" fn rsheap_account_put(account: *mut c_void) {
+    // SAFETY: The caller hands back the reference `rsheap_account_new` gave up.
+    drop(unsafe { Arc::<Account>::from_raw(account.cast()) });
+}
+
+/// The control device's `RSHEAP_IOC_CHARGE`: charges the buffer open as `buf_fd` to the open
+/// file's account.
+///
+/// # Safety
+///
+/// `account` must be the open file's account, from `rsheap_account_new`.
+#[no_mangle]
+unsafe extern "C" fn rsheap_ctl_charge(account: *mut c_void, buf_fd: c_int) -> c_int {
+    // SAFETY: The caller guarantees `account` is live for the call.
+    let account = unsafe { Arc::<Account>::clone_from_raw(account.cast()) };
+    to_errno(account::charge(&account, buf_fd))
+}
+
+/// The control device's `RSHEAP_IOC_ACCOUNT`: what the open file's account holds.
+///
+/// # Safety
+///
+/// `account` must be the open file's account; `buffers` and `bytes` must be valid for writes.
+#[no_mangle]
+unsafe extern "C" fn rsheap_ctl_account(account: *mut c_void, buffers: *mut u64, bytes: *mut u64) {
+    // SAFETY: The caller guarantees `account` is live for the call.
+    let account = unsafe { Arc::<Account>::borrow(account.cast()) };
+    let (live, held) = account.usage();
+    // SAFETY: The caller guarantees both are valid for writes.
+    unsafe {
+        *buffers = live as u64;
+        *bytes = held as u64;
+    }
 }
 
 /// The control device's `RSHEAP_IOC_LOAD` (`store` false) and `RSHEAP_IOC_STORE`, with the

@@ -21,6 +21,7 @@
 
 mod kernel;
 
+mod account;
 mod buffer;
 mod chunk_list;
 mod fd;

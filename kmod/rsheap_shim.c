@@ -673,44 +673,51 @@ ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
 }
 
 /*
- * The control device /dev/rsheap.  The ioctl decodes the versioned uapi
- * struct (copy_struct_from_user: a newer, larger struct of up to a page is
- * accepted if its extra bytes are zero) and hands the fields to Rust.
+ * The control device /dev/rsheap.  Each open file is an account (Rust's
+ * Account, in file->private_data) that buffers can be charged to.  The ioctls
+ * decode their versioned uapi structs (copy_struct_from_user: a newer, larger
+ * struct of up to a page is accepted if its extra bytes are zero) and hand the
+ * fields to Rust.
  */
 
 static_assert(sizeof(struct rsheap_transfer) == RSHEAP_TRANSFER_SIZE_VER0);
+static_assert(sizeof(struct rsheap_charge) == RSHEAP_CHARGE_SIZE_VER0);
+static_assert(sizeof(struct rsheap_account) == RSHEAP_ACCOUNT_SIZE_VER0);
 
-static long op_ctl_ioctl(struct file *file, unsigned int cmd,
-			 unsigned long arg)
+/*
+ * Copies the caller's struct of @ksize bytes at @uarg, whose first field is
+ * its own size, of at least @min_size.  Returns that size or a negative errno.
+ */
+static long rsheap_copy_request(void *req, size_t ksize, size_t min_size,
+				void __user *uarg)
 {
-	struct rsheap_transfer __user *uarg = (void __user *)arg;
-	struct rsheap_transfer req;
-	u64 bytes = 0, direct_bytes = 0;
-	bool store;
 	u32 usize;
 	int ret;
 
-	if (_IOC_TYPE(cmd) != RSHEAP_IOC_MAGIC ||
-	    _IOC_DIR(cmd) != (_IOC_READ | _IOC_WRITE))
-		return -ENOTTY;
-	if (_IOC_NR(cmd) == _IOC_NR(RSHEAP_IOC_LOAD))
-		store = false;
-	else if (_IOC_NR(cmd) == _IOC_NR(RSHEAP_IOC_STORE))
-		store = true;
-	else
-		return -ENOTTY;
-
-	if (get_user(usize, &uarg->size))
+	if (get_user(usize, (u32 __user *)uarg))
 		return -EFAULT;
-	if (usize < RSHEAP_TRANSFER_SIZE_VER0)
+	if (usize < min_size)
 		return -EINVAL;
 	/* As clone3() and openat2(): never scan more than a page for zeroes. */
 	if (usize > PAGE_SIZE)
 		return -E2BIG;
-	ret = copy_struct_from_user(&req, sizeof(req), uarg, usize);
+	ret = copy_struct_from_user(req, ksize, uarg, usize);
 	if (ret)
 		return ret;
+	return usize;
+}
 
+static long rsheap_ctl_transfer_ioctl(bool store, void __user *uarg)
+{
+	struct rsheap_transfer req;
+	u64 bytes = 0, direct_bytes = 0;
+	long usize;
+	int ret;
+
+	usize = rsheap_copy_request(&req, sizeof(req),
+				    RSHEAP_TRANSFER_SIZE_VER0, uarg);
+	if (usize < 0)
+		return usize;
 	ret = rsheap_ctl_transfer(store, req.flags, req.file_fd, req.buf_fd,
 				  req.file_offset, req.buf_offset, req.length,
 				  &bytes, &direct_bytes);
@@ -723,8 +730,77 @@ static long op_ctl_ioctl(struct file *file, unsigned int cmd,
 	return 0;
 }
 
+static long rsheap_ctl_charge_ioctl(void *account, void __user *uarg)
+{
+	struct rsheap_charge req;
+	long usize;
+
+	usize = rsheap_copy_request(&req, sizeof(req), RSHEAP_CHARGE_SIZE_VER0,
+				    uarg);
+	if (usize < 0)
+		return usize;
+	return rsheap_ctl_charge(account, req.buf_fd);
+}
+
+static long rsheap_ctl_account_ioctl(void *account, void __user *uarg)
+{
+	struct rsheap_account req;
+	u64 buffers = 0, bytes = 0;
+	long usize;
+
+	usize = rsheap_copy_request(&req, sizeof(req),
+				    RSHEAP_ACCOUNT_SIZE_VER0, uarg);
+	if (usize < 0)
+		return usize;
+	if (req.flags)
+		return -EINVAL;
+	rsheap_ctl_account(account, &buffers, &bytes);
+	req.buffers = buffers;
+	req.bytes = bytes;
+	if (copy_to_user(uarg, &req, min_t(size_t, usize, sizeof(req))))
+		return -EFAULT;
+	return 0;
+}
+
+static long op_ctl_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+
+	if (_IOC_TYPE(cmd) != RSHEAP_IOC_MAGIC ||
+	    _IOC_DIR(cmd) != (_IOC_READ | _IOC_WRITE))
+		return -ENOTTY;
+	switch (_IOC_NR(cmd)) {
+	case _IOC_NR(RSHEAP_IOC_LOAD):
+		return rsheap_ctl_transfer_ioctl(false, uarg);
+	case _IOC_NR(RSHEAP_IOC_STORE):
+		return rsheap_ctl_transfer_ioctl(true, uarg);
+	case _IOC_NR(RSHEAP_IOC_CHARGE):
+		return rsheap_ctl_charge_ioctl(file->private_data, uarg);
+	case _IOC_NR(RSHEAP_IOC_ACCOUNT):
+		return rsheap_ctl_account_ioctl(file->private_data, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int op_ctl_open(struct inode *inode, struct file *file)
+{
+	/* misc_open() left the miscdevice here; nothing else needs it. */
+	file->private_data = rsheap_account_new();
+	return file->private_data ? 0 : -ENOMEM;
+}
+
+static int op_ctl_release(struct inode *inode, struct file *file)
+{
+	rsheap_account_put(file->private_data);
+	return 0;
+}
+
 static const struct file_operations rsheap_ctl_fops = {
 	.owner = THIS_MODULE,
+	.open = op_ctl_open,
+	.release = op_ctl_release,
 	.unlocked_ioctl = op_ctl_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,

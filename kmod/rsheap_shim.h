@@ -152,5 +152,9 @@ u64 rsheap_stat(void *inventory, unsigned int stat, unsigned int index);
 int rsheap_ctl_transfer(bool store, u32 flags, int file_fd, int buf_fd,
 			u64 file_offset, u64 buf_offset, u64 length,
 			u64 *bytes, u64 *direct_bytes);
+void *rsheap_account_new(void);
+void rsheap_account_put(void *account);
+int rsheap_ctl_charge(void *account, int buf_fd);
+void rsheap_ctl_account(void *account, u64 *buffers, u64 *bytes);
 
 #endif /* RSHEAP_SHIM_H */

@@ -6,7 +6,9 @@
 //! [`Buffer::map`] gives a [`Mapping`] with slice views of its memory, and
 //! [`Buffer::cpu_access`] brackets CPU access with the dma-buf sync ioctl, as the dma-buf
 //! rules require when devices share the buffer. [`FileIo`] loads file contents into buffers
-//! of rsheap's heaps and stores them back, by direct I/O where the file allows.
+//! of rsheap's heaps and stores them back, by direct I/O where the file allows. An
+//! [`Account`] counts the buffers charged to it for as long as they live, which is how the
+//! broker holds quotas.
 //!
 //! ```no_run
 //! use rsheap::{Heap, SyncDirection};
@@ -21,6 +23,7 @@
 //! # Ok::<(), rsheap::Error>(())
 //! ```
 
+mod account;
 mod broker;
 mod buffer;
 mod error;
@@ -28,6 +31,7 @@ mod file_io;
 mod heap;
 pub mod uapi;
 
+pub use account::{Account, AccountUsage};
 pub use broker::{
     AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, HeapInfo, Usage,
     CONNECT_TIMEOUT,

@@ -121,6 +121,52 @@ ioctl_readwrite!(
     RsheapTransfer
 );
 
+/// `struct rsheap_charge`: a buffer to charge to the account of an open file of
+/// `/dev/rsheap`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RsheapCharge {
+    /// `sizeof(struct rsheap_charge)` as the caller knows it.
+    pub size: u32,
+    /// A dma-buf of an rsheap heap, not charged before.
+    pub buf_fd: i32,
+}
+
+/// `RSHEAP_CHARGE_SIZE_VER0`: the size of the first version of [`RsheapCharge`].
+pub const RSHEAP_CHARGE_SIZE_VER0: u32 = 8;
+
+/// `struct rsheap_account`: what the buffers charged to an account hold now.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RsheapAccount {
+    /// `sizeof(struct rsheap_account)` as the caller knows it.
+    pub size: u32,
+    /// 0.
+    pub flags: u32,
+    /// Out: live buffers charged to the account.
+    pub buffers: u64,
+    /// Out: their bytes.
+    pub bytes: u64,
+}
+
+/// `RSHEAP_ACCOUNT_SIZE_VER0`: the size of the first version of [`RsheapAccount`].
+pub const RSHEAP_ACCOUNT_SIZE_VER0: u32 = 24;
+
+ioctl_readwrite!(
+    /// `RSHEAP_IOC_CHARGE`: charges a buffer to this open file's account until its release.
+    rsheap_ioc_charge,
+    RSHEAP_IOC_MAGIC,
+    0x02,
+    RsheapCharge
+);
+ioctl_readwrite!(
+    /// `RSHEAP_IOC_ACCOUNT`: what this open file's account holds.
+    rsheap_ioc_account,
+    RSHEAP_IOC_MAGIC,
+    0x03,
+    RsheapAccount
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,13 +185,23 @@ mod tests {
             #include <stddef.h>
             #include <stdio.h>
             #include <linux/rsheap.h>
-            #define FIELD(f) printf("%zu ", offsetof(struct rsheap_transfer, f))
+            #define FIELD(s, f) printf("%zu ", offsetof(struct s, f))
             int main(void) {
                 printf("%zu %d ", sizeof(struct rsheap_transfer), RSHEAP_TRANSFER_SIZE_VER0);
-                FIELD(size); FIELD(flags); FIELD(file_fd); FIELD(buf_fd); FIELD(file_offset);
-                FIELD(buf_offset); FIELD(length); FIELD(bytes); FIELD(direct_bytes);
-                printf("%u %lu %lu\n", RSHEAP_TRANSFER_BUFFERED,
+                FIELD(rsheap_transfer, size); FIELD(rsheap_transfer, flags);
+                FIELD(rsheap_transfer, file_fd); FIELD(rsheap_transfer, buf_fd);
+                FIELD(rsheap_transfer, file_offset); FIELD(rsheap_transfer, buf_offset);
+                FIELD(rsheap_transfer, length); FIELD(rsheap_transfer, bytes);
+                FIELD(rsheap_transfer, direct_bytes);
+                printf("%u %lu %lu ", RSHEAP_TRANSFER_BUFFERED,
                        (unsigned long)RSHEAP_IOC_LOAD, (unsigned long)RSHEAP_IOC_STORE);
+                printf("%zu %d ", sizeof(struct rsheap_charge), RSHEAP_CHARGE_SIZE_VER0);
+                FIELD(rsheap_charge, size); FIELD(rsheap_charge, buf_fd);
+                printf("%zu %d ", sizeof(struct rsheap_account), RSHEAP_ACCOUNT_SIZE_VER0);
+                FIELD(rsheap_account, size); FIELD(rsheap_account, flags);
+                FIELD(rsheap_account, buffers); FIELD(rsheap_account, bytes);
+                printf("%lu %lu\n", (unsigned long)RSHEAP_IOC_CHARGE,
+                       (unsigned long)RSHEAP_IOC_ACCOUNT);
                 return 0;
             }
         "#;
@@ -184,6 +240,18 @@ mod tests {
                 as u64,
             nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x01, size_of::<RsheapTransfer>())
                 as u64,
+            size_of::<RsheapCharge>() as u64,
+            RSHEAP_CHARGE_SIZE_VER0.into(),
+            offset_of!(RsheapCharge, size) as u64,
+            offset_of!(RsheapCharge, buf_fd) as u64,
+            size_of::<RsheapAccount>() as u64,
+            RSHEAP_ACCOUNT_SIZE_VER0.into(),
+            offset_of!(RsheapAccount, size) as u64,
+            offset_of!(RsheapAccount, flags) as u64,
+            offset_of!(RsheapAccount, buffers) as u64,
+            offset_of!(RsheapAccount, bytes) as u64,
+            nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x02, size_of::<RsheapCharge>()) as u64,
+            nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x03, size_of::<RsheapAccount>()) as u64,
         ];
         assert_eq!(rust, c, "uapi.rs and rsheap.h disagree");
     }

@@ -461,3 +461,87 @@ fn large_mappings_take_pmds_with_thp_in_madvise_mode_and_no_vma_mark() {
         "VmFlags:{flags}"
     );
 }
+
+#[test]
+fn a_charged_buffer_counts_in_its_account_until_its_last_reference_goes() {
+    use rsheap::uapi::{rsheap_ioc_account, rsheap_ioc_charge, RsheapAccount, RsheapCharge};
+    use rsheap::{Account, AccountUsage};
+    let account = Account::open().expect("open an account");
+    assert_eq!(account.usage().expect("usage"), AccountUsage::default());
+    let len = 3 << 20;
+    let buffer = rsheap().allocate(len).expect("allocate");
+    account.charge(&buffer).expect("charge");
+    let one = AccountUsage {
+        buffers: 1,
+        bytes: len as u64,
+    };
+    assert_eq!(account.usage().expect("usage"), one);
+    // A buffer has one owner.
+    let errno = |result: rsheap::Result<()>| result.expect_err("refused").errno();
+    assert_eq!(errno(account.charge(&buffer)), Some(Errno::EBUSY));
+    let other = Account::open().expect("another account");
+    assert_eq!(errno(other.charge(&buffer)), Some(Errno::EBUSY));
+    // Only rsheap's buffers can be charged.
+    let system = raw_alloc(&open_heap(SYSTEM), request(1 << 20)).expect("system heap buffer");
+    assert_eq!(errno(account.charge(&system)), Some(Errno::EXDEV));
+    let file = std::fs::File::open("/proc/self/status").expect("open a file");
+    assert_eq!(errno(account.charge(&file)), Some(Errno::EINVAL));
+
+    // The count follows the memory: a copy of the fd, then a mapping, keep the buffer.
+    let copy = buffer.as_fd().try_clone_to_owned().expect("dup");
+    let size = std::num::NonZeroUsize::new(len).expect("non-zero");
+    // SAFETY: A fresh shared mapping, unmapped below.
+    let mapping = unsafe {
+        nix::sys::mman::mmap(
+            None,
+            size,
+            nix::sys::mman::ProtFlags::PROT_READ,
+            nix::sys::mman::MapFlags::MAP_SHARED,
+            &copy,
+            0,
+        )
+    }
+    .expect("map");
+    drop(buffer);
+    assert_eq!(
+        account.usage().expect("usage"),
+        one,
+        "a copy of the fd is open"
+    );
+    drop(copy);
+    assert_eq!(account.usage().expect("usage"), one, "a mapping is left");
+    // SAFETY: The mapping made above, used by nothing else.
+    unsafe { nix::sys::mman::munmap(mapping, len) }.expect("unmap");
+    assert_eq!(
+        account.usage().expect("usage"),
+        AccountUsage::default(),
+        "the buffer is gone"
+    );
+    // A closed account's buffers still release cleanly.
+    let buffer = rsheap().allocate(1 << 20).expect("allocate");
+    other.charge(&buffer).expect("charge");
+    drop(other);
+    drop(buffer);
+
+    // Bad requests get their errno.
+    let fd = std::fs::File::open(rsheap::CONTROL_DEVICE).expect("open /dev/rsheap");
+    let mut bad_flags = RsheapAccount {
+        size: 24,
+        flags: 1,
+        ..RsheapAccount::default()
+    };
+    // SAFETY: `bad_flags` is a valid request for the call.
+    let got = unsafe { rsheap_ioc_account(fd.as_raw_fd(), &mut bad_flags) }.map(drop);
+    assert_eq!(got, Err(Errno::EINVAL), "unknown account flags");
+    let mut short = RsheapCharge { size: 4, buf_fd: 0 };
+    // SAFETY: As above.
+    let got = unsafe { rsheap_ioc_charge(fd.as_raw_fd(), &mut short) }.map(drop);
+    assert_eq!(got, Err(Errno::EINVAL), "a size below version 0");
+    let mut bad_fd = RsheapCharge {
+        size: 8,
+        buf_fd: -1,
+    };
+    // SAFETY: As above.
+    let got = unsafe { rsheap_ioc_charge(fd.as_raw_fd(), &mut bad_fd) }.map(drop);
+    assert_eq!(got, Err(Errno::EBADF), "no such fd");
+}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * rsheap control device: file I/O straight into and out of rsheap buffers.
+ * rsheap control device: file I/O straight into and out of rsheap buffers,
+ * and accounts that count buffers for as long as they live.
  *
  * /dev/rsheap moves bytes between a file and a dma-buf exported by an rsheap
  * heap (/dev/dma_heap/rsheap or /dev/dma_heap/rsheap-uncached), without a CPU
@@ -57,6 +58,18 @@
  * of it is the caller's to order, as for any DMA.  Around the transfer the
  * buffer gets the same cache maintenance as DMA_BUF_IOCTL_SYNC.
  *
+ * Accounts.  Each open file of /dev/rsheap is an account.  RSHEAP_IOC_CHARGE
+ * charges a buffer to it: the buffer counts there (RSHEAP_IOC_ACCOUNT) from
+ * then until its release, when its last file descriptor, mapping and device
+ * attachment are gone, whoever held them.  A buffer is charged at most once
+ * (EBUSY after that).  A broker that gives buffers to clients charges each to
+ * the client's account and holds quotas against what the account reports, so
+ * a client cannot free a buffer to the broker, keep a copy of its fd and
+ * allocate again.  An account lives while its file is open or a buffer
+ * charged to it lives.  CHARGE fails as a transfer does for a bad buf_fd
+ * (EBADF, EINVAL, EXDEV), and with EBUSY for a buffer charged before; ACCOUNT
+ * with EINVAL for flags other than 0.  Both take sizes as the transfers do.
+ *
  * Signals.  A fatal signal stops a transfer between its steps, which are
  * sized to take about 100 ms each (16 MiB to 1 GiB), once the running step
  * completes; the bytes already moved are reported.  Other signals do not
@@ -102,6 +115,34 @@ struct rsheap_transfer {
 /* The size of the first version of struct rsheap_transfer. */
 #define RSHEAP_TRANSFER_SIZE_VER0	56
 
+/**
+ * struct rsheap_charge - a buffer to charge to this open file's account
+ * @size:		in: sizeof(struct rsheap_charge) as the caller knows it
+ * @buf_fd:		in: a dma-buf of an rsheap heap, not charged before
+ */
+struct rsheap_charge {
+	__u32 size;
+	__s32 buf_fd;
+};
+
+#define RSHEAP_CHARGE_SIZE_VER0		8
+
+/**
+ * struct rsheap_account - what this open file's account holds now
+ * @size:		in: sizeof(struct rsheap_account) as the caller knows it
+ * @flags:		in: 0
+ * @buffers:		out: live buffers charged to the account
+ * @bytes:		out: their bytes
+ */
+struct rsheap_account {
+	__u32 size;
+	__u32 flags;
+	__u64 buffers;
+	__u64 bytes;
+};
+
+#define RSHEAP_ACCOUNT_SIZE_VER0	24
+
 #define RSHEAP_IOC_MAGIC		0xB9
 
 /*
@@ -110,5 +151,7 @@ struct rsheap_transfer {
  */
 #define RSHEAP_IOC_LOAD		_IOWR(RSHEAP_IOC_MAGIC, 0x00, struct rsheap_transfer)
 #define RSHEAP_IOC_STORE	_IOWR(RSHEAP_IOC_MAGIC, 0x01, struct rsheap_transfer)
+#define RSHEAP_IOC_CHARGE	_IOWR(RSHEAP_IOC_MAGIC, 0x02, struct rsheap_charge)
+#define RSHEAP_IOC_ACCOUNT	_IOWR(RSHEAP_IOC_MAGIC, 0x03, struct rsheap_account)
 
 #endif /* _UAPI_LINUX_RSHEAP_H */
