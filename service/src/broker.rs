@@ -4,9 +4,16 @@
 //! [`ClientId`]. Buffer ids are unique for the broker's lifetime, and every lookup goes through
 //! the calling client's own table, so another client's id is simply not found.
 //!
+//! Quotas follow the memory. Each uid has a kernel account (`rsheap::Account`, an open file
+//! of `/dev/rsheap`) that every buffer of rsheap's heaps made for it is charged to; the
+//! account counts a buffer until the kernel releases it, after the last copy of its fd,
+//! mapping or device attachment is gone, so freeing a buffer to the broker while keeping a
+//! copy of its fd does not give its quota back. Buffers the kernel cannot count (other
+//! exporters' heaps, or kernels without accounts) count until they are freed to the broker.
+//!
 //! Locking: `state` guards the client tables and the per-uid totals. It is never held across
-//! an allocation, a load, a binder call or a wait; quota is reserved under it first and
-//! returned if the allocation then fails.
+//! an allocation, a load, a binder call or a wait (reading an account is one non-blocking
+//! ioctl); quota is reserved under it first and returned if the allocation then fails.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -36,6 +43,9 @@ pub const DEBUG_NAME_MAX: usize = 63;
 const LARGE: u64 = 64 << 20;
 /// Most requests in one batch (the AIDL `MAX_BATCH`).
 pub const MAX_BATCH: usize = 64;
+/// File descriptors kept free of buffers, for binder, clients' files in flight, loads and
+/// logs: the broker holds one descriptor per live buffer, and at most its limit less these.
+const FD_RESERVE: u64 = 64;
 
 /// One buffer to allocate.
 #[derive(Clone, Debug)]
@@ -106,6 +116,9 @@ struct Record {
     desc: BufferDesc,
     heap: usize,
     buffer: Arc<rsheap::Buffer>,
+    /// Whether the uid's kernel account counts the buffer (else the broker does, until the
+    /// buffer is freed).
+    charged: bool,
 }
 
 struct Client {
@@ -114,25 +127,70 @@ struct Client {
     buffers: BTreeMap<i64, Record>,
 }
 
-/// What one uid holds.
+/// Bytes in buffers.
 #[derive(Clone, Copy, Default)]
 struct Held {
     bytes: u64,
     buffers: u32,
 }
 
+impl Held {
+    fn add(&mut self, bytes: u64, buffers: u32) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.buffers = self.buffers.saturating_add(buffers);
+    }
+
+    fn sub(&mut self, bytes: u64, buffers: u32) {
+        self.bytes = self.bytes.saturating_sub(bytes);
+        self.buffers = self.buffers.saturating_sub(buffers);
+    }
+}
+
+/// What counts against one uid's quota.
+#[derive(Default)]
+struct UidHold {
+    /// The uid's kernel account, opened at its first allocation (and retried at each
+    /// allocation until `/dev/rsheap` exists).
+    account: Option<rsheap::Account>,
+    /// Buffers the account does not count, until they are freed to the broker.
+    uncharged: Held,
+    /// Reserved for allocations in progress.
+    pending: Held,
+}
+
+impl UidHold {
+    /// Everything that counts against the quota now.
+    fn held(&self) -> Held {
+        let mut held = self.uncharged;
+        held.add(self.pending.bytes, self.pending.buffers);
+        if let Some(usage) = self.account.as_ref().and_then(|a| a.usage().ok()) {
+            held.add(
+                usage.bytes,
+                u32::try_from(usage.buffers).unwrap_or(u32::MAX),
+            );
+        }
+        held
+    }
+}
+
 #[derive(Default)]
 struct State {
     clients: BTreeMap<ClientId, Client>,
-    held: HashMap<u32, Held>,
+    held: HashMap<u32, UidHold>,
 }
 
 impl State {
-    /// Reserves `bytes` in `count` buffers of `uid`'s quota.
+    /// Reserves `bytes` in `count` buffers of `uid`'s quota, for an allocation in progress.
     fn reserve(&mut self, config: &Config, uid: u32, bytes: u64, count: u32) -> Result<()> {
         let quota = config.quota(uid);
-        let held = self.held.entry(uid).or_default();
-        if held.bytes + bytes > quota.bytes || held.buffers + count > quota.buffers {
+        let hold = self.held.entry(uid).or_default();
+        if hold.account.is_none() {
+            hold.account = rsheap::Account::open().ok();
+        }
+        let held = hold.held();
+        if held.bytes.saturating_add(bytes) > quota.bytes
+            || held.buffers.saturating_add(count) > quota.buffers
+        {
             return Err(BrokerError::new(
                 BrokerErrorCode::QuotaExceeded,
                 format!(
@@ -145,18 +203,39 @@ impl State {
                 ),
             ));
         }
-        held.bytes += bytes;
-        held.buffers += count;
+        hold.pending.add(bytes, count);
         Ok(())
     }
 
+    /// Ends a reservation of [`Self::reserve`]: the allocation failed, or its buffers are
+    /// counted now.
     fn unreserve(&mut self, uid: u32, bytes: u64, count: u32) {
-        if let Some(held) = self.held.get_mut(&uid) {
-            held.bytes -= bytes;
-            held.buffers -= count;
-            if held.buffers == 0 {
-                self.held.remove(&uid);
-            }
+        if let Some(hold) = self.held.get_mut(&uid) {
+            hold.pending.sub(bytes, count);
+        }
+    }
+
+    /// Charges a new buffer of `uid` to its kernel account, or else counts it here; returns
+    /// whether the account counts it.
+    fn charge(&mut self, uid: u32, buffer: &rsheap::Buffer, bytes: u64) -> bool {
+        let hold = self.held.entry(uid).or_default();
+        let charged = hold
+            .account
+            .as_ref()
+            .is_some_and(|account| account.charge(buffer).is_ok());
+        if !charged {
+            hold.uncharged.add(bytes, 1);
+        }
+        charged
+    }
+
+    /// Stops counting a buffer of `uid` freed to the broker, unless its account counts it.
+    fn uncharge(&mut self, uid: u32, record: &Record) {
+        if record.charged {
+            return;
+        }
+        if let Some(hold) = self.held.get_mut(&uid) {
+            hold.uncharged.sub(record.desc.size, 1);
         }
     }
 }
@@ -170,6 +249,9 @@ pub struct Broker {
     next_buffer: AtomicI64,
     next_client: AtomicU64,
     page_size: u64,
+    /// Buffers the broker holds now (one file descriptor each), and the most it may.
+    live_buffers: AtomicU64,
+    max_buffers: u64,
 }
 
 impl Broker {
@@ -182,6 +264,10 @@ impl Broker {
             .flatten()
             .and_then(|size| u64::try_from(size).ok())
             .unwrap_or(4096);
+        let fd_limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(soft, _)| soft);
+        let max_buffers = fd_limit.saturating_sub(FD_RESERVE);
+        info!("holding at most {max_buffers} buffers: {fd_limit} file descriptors");
         Ok(Self {
             config,
             heaps,
@@ -190,6 +276,8 @@ impl Broker {
             next_buffer: AtomicI64::new(first_buffer_id()),
             next_client: AtomicU64::new(1),
             page_size,
+            live_buffers: AtomicU64::new(0),
+            max_buffers,
         })
     }
 
@@ -220,8 +308,13 @@ impl Broker {
                 gone.buffers.len(),
                 mib(bytes)
             );
-            let count = u32::try_from(gone.buffers.len()).unwrap_or(u32::MAX);
-            lock(&self.state).unreserve(gone.uid, bytes, count);
+            let mut state = lock(&self.state);
+            for record in gone.buffers.values() {
+                state.uncharge(gone.uid, record);
+            }
+            drop(state);
+            self.live_buffers
+                .fetch_sub(gone.buffers.len() as u64, Ordering::Relaxed);
             for record in gone.buffers.values() {
                 self.heaps.release(record.heap, record.desc.size);
             }
@@ -279,6 +372,46 @@ impl Broker {
             .collect::<Result<Vec<_>>>()?;
         let total: u64 = plans.iter().map(|plan| plan.size).sum();
         let count = u32::try_from(plans.len()).unwrap_or(u32::MAX);
+        self.take_descriptors(count)?;
+        let result = self.allocate_reserved(client, specs.len(), plans, total, count);
+        if result.is_err() {
+            self.live_buffers
+                .fetch_sub(u64::from(count), Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Counts `count` more buffers against the broker's file descriptors: `BUSY` if they do
+    /// not fit.
+    fn take_descriptors(&self, count: u32) -> Result<()> {
+        let max = self.max_buffers;
+        self.live_buffers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
+                live.checked_add(u64::from(count))
+                    .filter(|&total| total <= max)
+            })
+            .map(drop)
+            .map_err(|live| {
+                BrokerError::new(
+                    BrokerErrorCode::Busy,
+                    format!(
+                        "the broker holds {live} buffers, the most its file descriptor limit \
+                         allows ({max}); free some first"
+                    ),
+                )
+            })
+    }
+
+    /// Allocates the buffers `plans` describes, `total` bytes in `count` buffers, whose file
+    /// descriptors are counted already.
+    fn allocate_reserved(
+        &self,
+        client: ClientId,
+        requests: usize,
+        plans: Vec<Plan>,
+        total: u64,
+        count: u32,
+    ) -> Result<Vec<Allocated>> {
         let (uid, pid) = {
             let mut state = lock(&self.state);
             let (uid, pid) = match state.clients.get(&client) {
@@ -296,7 +429,7 @@ impl Broker {
                 Err(err) => {
                     self.undo(uid, total, count, &made);
                     return Err(BrokerError {
-                        message: batch_message(specs.len(), index, &err.message),
+                        message: batch_message(requests, index, &err.message),
                         ..err
                     });
                 }
@@ -334,21 +467,29 @@ impl Broker {
         }
 
         let mut state = lock(&self.state);
-        let Some(owner) = state.clients.get_mut(&client) else {
+        if !state.clients.contains_key(&client) {
             // The client died while its buffers were being made.
             drop(state);
             self.undo(uid, total, count, &made);
             return Err(BrokerError::invalid("the client is gone"));
-        };
+        }
+        // The buffers count from now on, charged or not; the reservation ends.
+        state.unreserve(uid, total, count);
+        let mut new_records = Vec::with_capacity(made.len());
         for ((id, desc, heap), (_, _, buffer)) in records.into_iter().zip(made) {
-            owner.buffers.insert(
+            let charged = state.charge(uid, &buffer, desc.size);
+            new_records.push((
                 id,
                 Record {
                     desc,
                     heap,
                     buffer: Arc::new(buffer),
+                    charged,
                 },
-            );
+            ));
+        }
+        if let Some(owner) = state.clients.get_mut(&client) {
+            owner.buffers.extend(new_records);
         }
         Ok(allocated)
     }
@@ -440,9 +581,10 @@ impl Broker {
                 .buffers
                 .remove(&id)
                 .ok_or_else(|| BrokerError::not_found(id))?;
-            state.unreserve(uid, record.desc.size, 1);
+            state.uncharge(uid, &record);
             record
         };
+        self.live_buffers.fetch_sub(1, Ordering::Relaxed);
         self.loader.cancel(client, Some(id));
         self.heaps.release(record.heap, record.desc.size);
         Ok(())
@@ -590,6 +732,28 @@ impl Broker {
                 bytes as f64 / (1 << 20) as f64,
                 mib(quota.bytes),
                 quota.buffers
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nuids (quota use: live buffers, freed or not, until released):"
+        );
+        let _ = writeln!(out, "  {:>6} {:>8} {:>12}   quota", "uid", "buffers", "MiB");
+        for (uid, hold) in &state.held {
+            let held = hold.held();
+            let quota = self.config.quota(*uid);
+            let _ = writeln!(
+                out,
+                "  {uid:>6} {:>8} {:>12.1}   {} in {} buffers{}",
+                held.buffers,
+                held.bytes as f64 / (1 << 20) as f64,
+                mib(quota.bytes),
+                quota.buffers,
+                if hold.account.is_some() {
+                    ""
+                } else {
+                    " (no kernel account: counted until freed)"
+                }
             );
         }
         let _ = writeln!(out, "\nbuffers:");
@@ -795,6 +959,8 @@ mod tests {
         );
         state.unreserve(7, 1 << 20, 1);
         state.reserve(&config, 7, 4096, 1).expect("room again");
+        state.unreserve(7, 4096, 1);
+        state.unreserve(7, 1 << 20, 1);
         // Another uid has the default quota.
         state
             .reserve(&config, 8, 1 << 30, 100)

@@ -100,6 +100,7 @@ impl Heaps {
         let len = usize::try_from(size).map_err(|_| BrokerError::invalid("size too large"))?;
         let mut tried = Vec::new();
         let mut out_of_memory = false;
+        let mut out_of_descriptors = false;
         for &index in candidates {
             let slot = &self.slots[index];
             let Some(node) = slot.node() else { continue };
@@ -114,6 +115,7 @@ impl Heaps {
                     slot.failures.fetch_add(1, Ordering::Relaxed);
                     let errno = err.errno().unwrap_or(Errno::EINVAL);
                     out_of_memory |= errno == Errno::ENOMEM;
+                    out_of_descriptors |= matches!(errno, Errno::EMFILE | Errno::ENFILE);
                     warn!(
                         "heap {}: allocating {size} bytes failed: {errno}",
                         slot.name
@@ -135,6 +137,11 @@ impl Heaps {
         let message = format!("cannot allocate {size} bytes: {}", tried.join(", "));
         Err(if out_of_memory {
             BrokerError::new(BrokerErrorCode::NoMemory, message)
+        } else if out_of_descriptors {
+            BrokerError::new(
+                BrokerErrorCode::Busy,
+                format!("{message}: the broker is out of file descriptors"),
+            )
         } else {
             BrokerError::from_os(Errno::EIO, message)
         })

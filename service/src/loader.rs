@@ -127,8 +127,26 @@ struct Shared {
     /// Signalled when a load is queued.
     work: Condvar,
     limits: Limits,
-    /// The control device, if this kernel has one.
-    control: Option<FileIo>,
+    /// The control device, opened on first use and again by each load until it exists:
+    /// rsheap.ko may load after the broker starts.
+    control: Mutex<Option<Arc<FileIo>>>,
+}
+
+impl Shared {
+    /// The control device, opening it if it has appeared since the last try.
+    fn control(&self) -> Option<Arc<FileIo>> {
+        let mut control = lock(&self.control);
+        if control.is_none() {
+            *control = FileIo::open().ok().map(Arc::new);
+            if control.is_some() {
+                info!(
+                    "{} appeared: loads go direct from now on",
+                    rsheap::CONTROL_DEVICE
+                );
+            }
+        }
+        control.clone()
+    }
 }
 
 /// The pool of load workers.
@@ -139,18 +157,17 @@ pub struct Loader {
 impl Loader {
     /// Starts `limits.load_workers` workers.
     pub fn start(limits: Limits) -> std::io::Result<Self> {
-        let control = match FileIo::open() {
-            Ok(control) => Some(control),
-            Err(err) => {
-                info!("no direct loads ({err}); loads read through mappings");
-                None
-            }
-        };
+        let control = FileIo::open()
+            .inspect_err(|err| {
+                info!("no direct loads yet ({err}); loads read through mappings until there are")
+            })
+            .ok()
+            .map(Arc::new);
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
             limits,
-            control,
+            control: Mutex::new(control),
         });
         for index in 0..limits.load_workers {
             let shared = shared.clone();
@@ -318,7 +335,7 @@ fn run(
             len,
         };
         let start = Instant::now();
-        let moved = load_chunk(shared.control.as_ref(), job, span)?;
+        let moved = load_chunk(shared.control().as_deref(), job, span)?;
         let took = start.elapsed();
         done += moved;
         if moved < len {

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let path = config_path()?;
+    raise_fd_limit();
     let config = Config::load(&path).map_err(|err| format!("{}: {err}", path.display()))?;
     let broker = Broker::new(config).map_err(|err| format!("cannot start load workers: {err}"))?;
     let service = HeapBrokerService::new(Arc::new(broker)).into_binder();
@@ -37,6 +38,21 @@ fn run() -> Result<(), String> {
         path.display()
     );
     rsheap_binder::serve(BROKER_INSTANCE, service.as_binder(), BINDER_THREADS)
+}
+
+/// Raises the soft limit on file descriptors to the hard one (the `.rc` file sets both): the
+/// broker holds one per live buffer.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(errno) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                error!("cannot raise the file descriptor limit from {soft} to {hard}: {errno}");
+            }
+        }
+        Ok(_) => {}
+        Err(errno) => error!("cannot read the file descriptor limit: {errno}"),
+    }
 }
 
 fn config_path() -> Result<PathBuf, String> {

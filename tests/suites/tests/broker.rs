@@ -333,9 +333,48 @@ fn bad_allocation_requests_get_their_error_codes() {
         QUOTA,
         "over the buffer quota"
     );
+    // The quota follows the memory: freed to the broker, the buffer still counts while this
+    // client holds its fd, and stops counting once the last reference is gone.
     broker.free(&client, big.info.id).expect("free");
-    let refill = with(&|r| r.size = 62 * MIB).expect("room again after a free");
+    assert_eq!(
+        code(with(&|r| r.size = 32 * MIB)),
+        QUOTA,
+        "a freed buffer whose fd is still open"
+    );
+    drop(big);
+    let refill = with(&|r| r.size = 62 * MIB).expect("room again once the buffer is gone");
     assert_eq!(refill.info.heap, RSHEAP, "and from the usage's heap");
+}
+
+#[test]
+fn allocating_duplicating_and_freeing_in_a_loop_meets_the_quota() {
+    let (_daemon, broker) = Daemon::start(&root_quota(64, 64));
+    let client = token();
+    let mut kept: Vec<OwnedFd> = Vec::new();
+    let mut rounds = 0;
+    let status = loop {
+        assert!(rounds < 64, "the loop never met the quota");
+        let made = match broker.allocate(&client, &request(8 * MIB, Usage::SCRATCH)) {
+            Ok(made) => made,
+            Err(status) => break status,
+        };
+        let fd: OwnedFd = made.fd.expect("a file descriptor").into();
+        kept.push(fd.try_clone().expect("dup"));
+        drop(fd);
+        broker.free(&client, made.info.id).expect("free");
+        rounds += 1;
+    };
+    assert_eq!(error_code(&status), Ok(QUOTA), "{status:?}");
+    assert_eq!(rounds, 8, "64 MiB of quota holds eight 8 MiB buffers");
+    assert!(
+        broker.listBuffers(&client).expect("list").is_empty(),
+        "every buffer was freed to the broker"
+    );
+    // Closing the copies releases the buffers, and their quota with them.
+    kept.clear();
+    broker
+        .allocate(&client, &request(64 * MIB, Usage::SCRATCH))
+        .expect("the whole quota once the copies are closed");
 }
 
 #[test]
@@ -963,4 +1002,102 @@ fn an_invalid_configuration_stops_rsheapd_with_a_message() {
         .status()
         .expect("run rsheapd");
     assert!(!missing.success());
+}
+
+/// Hides `/dev/rsheap` while it lives, as if rsheap.ko had not loaded yet.
+struct HiddenControlDevice;
+
+const HIDDEN_CONTROL_DEVICE: &str = "/dev/rsheap.hidden";
+
+impl HiddenControlDevice {
+    fn hide() -> Self {
+        std::fs::rename(rsheap::CONTROL_DEVICE, HIDDEN_CONTROL_DEVICE).expect("hide /dev/rsheap");
+        Self
+    }
+}
+
+impl Drop for HiddenControlDevice {
+    fn drop(&mut self) {
+        let _ = std::fs::rename(HIDDEN_CONTROL_DEVICE, rsheap::CONTROL_DEVICE);
+    }
+}
+
+#[test]
+fn loads_go_direct_once_the_control_device_appears_after_the_broker() {
+    let hidden = HiddenControlDevice::hide();
+    let (daemon, broker) = Daemon::start(SHIPPED_CONFIG);
+    let client = token();
+    let path = scratch_path("broker-late-control.bin");
+    let len = 4 * MIB;
+    write_random_file(&path, len as u64, 8);
+    let content = std::fs::read(&path).expect("read the file");
+    let file = File::open(&path).expect("open");
+    let made = broker
+        .allocate(&client, &request(len, Usage::MODEL_WEIGHTS))
+        .expect("allocate");
+    let id = made.info.id;
+    let buffer = into_buffer(made.fd);
+    let loaded = broker
+        .loadFile(&client, id, &segment(&file, 0, -1, 0))
+        .expect("a load through the mapping");
+    assert_eq!(loaded, len);
+    assert!(!daemon.log().contains("appeared"), "{}", daemon.log());
+    // The module's control device appears.
+    drop(hidden);
+    let loaded = broker
+        .loadFile(&client, id, &segment(&file, 0, -1, 0))
+        .expect("a direct load");
+    assert_eq!(loaded, len);
+    assert!(
+        daemon
+            .log()
+            .contains("/dev/rsheap appeared: loads go direct"),
+        "{}",
+        daemon.log()
+    );
+    let mapping = buffer.map().expect("map");
+    let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
+    assert!(
+        hash(mapping.as_slice()) == hash(&content),
+        "the loaded bytes"
+    );
+    std::fs::remove_file(&path).expect("remove the file");
+}
+
+/// Starts rsheapd with `limit` file descriptors (soft and hard), and puts this process's own
+/// limit back.
+fn start_with_fd_limit(limit: u64) -> (Daemon, Strong<dyn Broker>) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let old = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    setrlimit(Resource::RLIMIT_NOFILE, limit, limit).expect("lower the limit");
+    let started = std::panic::catch_unwind(|| Daemon::start(SHIPPED_CONFIG));
+    setrlimit(Resource::RLIMIT_NOFILE, old.0, old.1).expect("restore the limit");
+    started.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn the_broker_holds_no_more_buffers_than_its_file_descriptors_allow() {
+    // 64 descriptors stay free for binder, files and logs: 32 buffers at most.
+    let (_daemon, broker) = start_with_fd_limit(96);
+    let client = token();
+    let mut ids = Vec::new();
+    let status = loop {
+        assert!(ids.len() <= 96, "the broker never refused");
+        match broker.allocate(&client, &request(4096, Usage::SCRATCH)) {
+            Ok(made) => ids.push(made.info.id),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(error_code(&status), Ok(BUSY), "{status:?}");
+    assert!(
+        format!("{status:?}").contains("file descriptor limit"),
+        "the message says why: {status:?}"
+    );
+    assert_eq!(ids.len(), 32);
+    // The broker still serves, and a freed buffer makes room.
+    broker.getHeaps().expect("heaps");
+    broker.free(&client, ids[0]).expect("free");
+    broker
+        .allocate(&client, &request(4096, Usage::SCRATCH))
+        .expect("room for one more");
 }
