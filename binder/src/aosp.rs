@@ -126,11 +126,6 @@ pub fn service_error(code: i32, message: &str) -> Status {
     Status::new_service_specific_error_str(code, Some(message))
 }
 
-/// The status of a call the service could not complete through no fault of the caller.
-pub fn illegal_state() -> Status {
-    Status::from(ExceptionCode::ILLEGAL_STATE)
-}
-
 /// The service-specific error `status` carries, if it is one.
 ///
 /// The crate reads no message on its own: it comes from the description libbinder writes,

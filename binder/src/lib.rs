@@ -18,7 +18,7 @@
 //! - serving and finding: [`serve`], [`init_client`], [`check_broker`];
 //! - calls: [`calling_uid`], [`calling_pid`], [`is_remote`], [`link_to_death`] and
 //!   [`DeathLink`], [`dump`];
-//! - statuses: [`service_error`], [`illegal_state`], [`service_specific`], [`is_dead_object`];
+//! - statuses: [`service_error`], [`service_specific`], [`is_dead_object`];
 //! - [`impl_interface_with_dump!`], since `Interface::dump` differs in its arguments.
 
 #[cfg_attr(aosp_binder, path = "aosp.rs")]

@@ -175,11 +175,6 @@ pub fn service_error(code: i32, message: &str) -> Status {
     Status::new_service_specific_error(code, Some(message.to_owned()))
 }
 
-/// The status of a call the service could not complete through no fault of the caller.
-pub fn illegal_state() -> Status {
-    Status::from(ExceptionCode::IllegalState)
-}
-
 /// The service-specific error `status` carries, if it is one.
 pub fn service_specific(status: &Status) -> Option<ServiceError> {
     (status.exception_code() == ExceptionCode::ServiceSpecific).then(|| ServiceError {

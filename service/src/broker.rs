@@ -330,9 +330,10 @@ impl Broker {
                 let usages = BufferUsage::ALL
                     .into_iter()
                     .filter(|usage| {
-                        let choice = &self.config.heaps[usage];
-                        choice.cached.first() == Some(&stats.name)
-                            || choice.uncached.first() == Some(&stats.name)
+                        self.config.heaps.get(usage).is_some_and(|choice| {
+                            choice.cached.first() == Some(&stats.name)
+                                || choice.uncached.first() == Some(&stats.name)
+                        })
                     })
                     .collect();
                 HeapReport { stats, usages }
@@ -515,7 +516,8 @@ impl Broker {
                 mib(max)
             )));
         }
-        let size = size.div_ceil(self.page_size) * self.page_size;
+        // At most `max`, so rounding up to a page cannot overflow.
+        let size = size.div_ceil(self.page_size).saturating_mul(self.page_size);
         let debug_name = spec.debug_name.clone().unwrap_or_default();
         if debug_name.len() > DEBUG_NAME_MAX || debug_name.chars().any(char::is_control) {
             return Err(BrokerError::invalid(format!(
@@ -538,11 +540,18 @@ impl Broker {
                 }
                 vec![index]
             }
-            None => self.config.heaps[&spec.usage]
-                .for_caching(spec.cached)
-                .iter()
-                .filter_map(|name| self.heaps.index(name))
-                .collect(),
+            None => self
+                .config
+                .heaps
+                .get(&spec.usage)
+                .map(|choice| {
+                    choice
+                        .for_caching(spec.cached)
+                        .iter()
+                        .filter_map(|name| self.heaps.index(name))
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         // A heap may take memory until the OOM killer stops it (the in-tree system heap
         // does), which could take the broker with it: large requests are held against what
@@ -640,7 +649,7 @@ impl Broker {
                 "buffer offset {buffer_offset} is past the end of buffer {id} ({size} bytes)"
             )));
         }
-        let room = size - buffer_offset;
+        let room = size.saturating_sub(buffer_offset);
         let len = match segment.length {
             -1 => room,
             length => u64::try_from(length)
@@ -798,7 +807,11 @@ fn first_buffer_id() -> i64 {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_millis());
-    (millis % 10_000_000_000) as i64 * 10_000 + 1
+    // Below 10^10 ms, so the id stays far below `i64::MAX` however many follow.
+    i64::try_from(millis % 10_000_000_000)
+        .unwrap_or(0)
+        .saturating_mul(10_000)
+        .saturating_add(1)
 }
 
 /// `<usage>-<pid>-<id>`, cut to the kernel's limit.
@@ -828,7 +841,7 @@ fn available_memory() -> Option<u64> {
         .lines()
         .find(|line| line.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    kib.checked_mul(1024)
 }
 
 #[cfg(test)]

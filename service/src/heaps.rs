@@ -84,14 +84,16 @@ impl Heaps {
         self.slots.iter().position(|slot| slot.name == name)
     }
 
-    /// The name of heap `index`.
+    /// The name of heap `index`, empty for an index that names none.
     pub fn name(&self, index: usize) -> &str {
-        &self.slots[index].name
+        self.slots.get(index).map_or("", |slot| slot.name.as_str())
     }
 
     /// Whether heap `index` exists on this device now.
     pub fn is_present(&self, index: usize) -> bool {
-        self.slots[index].node().is_some()
+        self.slots
+            .get(index)
+            .is_some_and(|slot| slot.node().is_some())
     }
 
     /// Allocates `size` bytes from the first of `candidates` (heap indices) that exists and
@@ -102,7 +104,9 @@ impl Heaps {
         let mut out_of_memory = false;
         let mut out_of_descriptors = false;
         for &index in candidates {
-            let slot = &self.slots[index];
+            let Some(slot) = self.slots.get(index) else {
+                continue;
+            };
             let Some(node) = slot.node() else { continue };
             match node.allocate(len) {
                 Ok(buffer) => {
@@ -124,10 +128,7 @@ impl Heaps {
                 }
             }
         }
-        let names: Vec<&str> = candidates
-            .iter()
-            .map(|&i| self.slots[i].name.as_str())
-            .collect();
+        let names: Vec<&str> = candidates.iter().map(|&i| self.name(i)).collect();
         if tried.is_empty() {
             return Err(BrokerError::new(
                 BrokerErrorCode::Unsupported,
@@ -149,9 +150,10 @@ impl Heaps {
 
     /// Accounts a buffer of heap `index` as freed.
     pub fn release(&self, index: usize, size: u64) {
-        let slot = &self.slots[index];
-        slot.buffers.fetch_sub(1, Ordering::Relaxed);
-        slot.bytes.fetch_sub(size, Ordering::Relaxed);
+        if let Some(slot) = self.slots.get(index) {
+            slot.buffers.fetch_sub(1, Ordering::Relaxed);
+            slot.bytes.fetch_sub(size, Ordering::Relaxed);
+        }
     }
 
     /// Every configured heap that exists now, with its accounting.

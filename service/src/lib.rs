@@ -7,6 +7,19 @@
 //! stable AIDL interface `vendor.rsheap.IHeapBroker`, and the `rsheapd` binary only wires
 //! that to the binder driver and the service manager.
 
+// Devices build Rust with `-C panic=abort`, and so does this workspace: a panic ends the
+// process. No input may reach one, so the operations that can panic are refused here.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used
+    )
+)]
+
 pub mod broker;
 pub mod config;
 pub mod error;

@@ -5,9 +5,9 @@
 //! returns at once and reports through a [`LoadObserver`]. Workers take queued loads from one
 //! client after another, so a client queueing many large loads does not hold back the others.
 //!
-//! A load moves in chunks sized to take about [`CHUNK_TARGET`] each, so cancelling (the buffer
-//! freed, the client dead) takes effect within one chunk and progress comes at that pace. A
-//! chunk of a buffer from one of rsheap's heaps moves by the `/dev/rsheap` LOAD ioctl (direct
+//! A load moves in chunks sized to take about [`CHUNK_TARGET`] milliseconds each, so
+//! cancelling (the buffer freed, the client dead) takes effect within one chunk and progress
+//! comes at that pace. A chunk of a buffer from one of rsheap's heaps moves by the `/dev/rsheap` LOAD ioctl (direct
 //! I/O where the file allows); other heaps' buffers are read into through a mapping.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -25,8 +25,12 @@ use crate::config::Limits;
 use crate::error::{BrokerError, BrokerErrorCode, Result};
 use crate::sync::lock;
 
-/// How long one chunk of a load should take.
-const CHUNK_TARGET: Duration = Duration::from_millis(100);
+/// How long one chunk of a load should take, in milliseconds.
+const CHUNK_TARGET: u64 = 100;
+/// Chunks quicker than this (half the target) double.
+const CHUNK_FAST: Duration = Duration::from_millis(CHUNK_TARGET / 2);
+/// Chunks slower than this (four times the target) halve.
+const CHUNK_SLOW: Duration = Duration::from_millis(CHUNK_TARGET * 4);
 /// The first chunk of a load.
 const FIRST_CHUNK: u64 = 32 << 20;
 /// The largest chunk.
@@ -99,7 +103,7 @@ impl Queue {
     fn take(&mut self) -> Option<Queued> {
         let client = self
             .pending
-            .range(self.last + 1..)
+            .range(self.last.saturating_add(1)..)
             .chain(self.pending.range(..=self.last))
             .map(|(&client, _)| client)
             .next()?;
@@ -114,7 +118,7 @@ impl Queue {
 
     fn finished(&mut self, client: ClientId) {
         if let Some(count) = self.per_client.get_mut(&client) {
-            *count -= 1;
+            *count = count.saturating_sub(1);
             if *count == 0 {
                 self.per_client.remove(&client);
             }
@@ -193,12 +197,14 @@ impl Loader {
                 ));
             }
             self.enqueue(&mut queue, job, Reply::Wait(sender))?;
-            queue.sync_waiting += 1;
+            queue.sync_waiting = queue.sync_waiting.saturating_add(1);
         }
         let result = receiver
             .recv()
             .unwrap_or_else(|_| Err(BrokerError::new(BrokerErrorCode::Io, "the load was lost")));
-        lock(&self.shared.queue).sync_waiting -= 1;
+        let mut queue = lock(&self.shared.queue);
+        queue.sync_waiting = queue.sync_waiting.saturating_sub(1);
+        drop(queue);
         result
     }
 
@@ -216,7 +222,7 @@ impl Loader {
                 format!("this client has {count} loads queued or running already"),
             ));
         }
-        *count += 1;
+        *count = count.saturating_add(1);
         let client = job.client;
         queue.pending.entry(client).or_default().push_back(Queued {
             job,
@@ -328,25 +334,26 @@ fn run(
         if cancelled.load(Ordering::Relaxed) {
             return Err(BrokerError::cancelled(job.buffer_id));
         }
-        let len = chunk.min(job.len - done);
+        // `load_job` checked both ranges: they end within a buffer and below `i64::MAX`.
+        let len = chunk.min(job.len.saturating_sub(done));
         let span = Span {
-            file_offset: job.file_offset + done,
-            buffer_offset: job.buffer_offset + done,
+            file_offset: job.file_offset.saturating_add(done),
+            buffer_offset: job.buffer_offset.saturating_add(done),
             len,
         };
         let start = Instant::now();
         let moved = load_chunk(shared.control().as_deref(), job, span)?;
         let took = start.elapsed();
-        done += moved;
+        done = done.saturating_add(moved);
         if moved < len {
             break;
         }
         if let Some(observer) = observer {
             observer.progress(job.buffer_id, done, job.expected.max(done));
         }
-        if took < CHUNK_TARGET / 2 {
-            chunk = (chunk * 2).min(MAX_CHUNK);
-        } else if took > CHUNK_TARGET * 4 {
+        if took < CHUNK_FAST {
+            chunk = chunk.saturating_mul(2).min(MAX_CHUNK);
+        } else if took > CHUNK_SLOW {
             chunk = (chunk / 2).max(FIRST_CHUNK);
         }
     }
@@ -371,17 +378,19 @@ fn read_into_mapping(job: &LoadJob, span: Span) -> Result<u64> {
     let len = usize::try_from(span.len).map_err(|_| io_error(job, Errno::EFBIG))?;
     let mut mapping = job.buffer.map()?;
     let _access = job.buffer.cpu_access(SyncDirection::Write)?;
+    let outside = || BrokerError::invalid("the range is outside the buffer");
+    let end = start.checked_add(len).ok_or_else(outside)?;
     let target = mapping
         .as_mut_slice()
-        .get_mut(start..start + len)
-        .ok_or_else(|| BrokerError::invalid("the range is outside the buffer"))?;
+        .get_mut(start..end)
+        .ok_or_else(outside)?;
     let mut done = 0;
-    while done < len {
-        let offset = i64::try_from(span.file_offset + done as u64)
+    while let Some(rest) = target.get_mut(done..).filter(|rest| !rest.is_empty()) {
+        let offset = i64::try_from(span.file_offset.saturating_add(done as u64))
             .map_err(|_| io_error(job, Errno::EOVERFLOW))?;
-        match nix::sys::uio::pread(job.file.as_fd(), &mut target[done..], offset) {
+        match nix::sys::uio::pread(job.file.as_fd(), rest, offset) {
             Ok(0) => break,
-            Ok(n) => done += n,
+            Ok(n) => done = done.saturating_add(n),
             Err(Errno::EINTR) => {}
             Err(errno) => return Err(io_error(job, errno)),
         }

@@ -4,6 +4,19 @@
 //! refuses to start if it is invalid, registers with the service manager and serves until
 //! killed.
 
+// Devices build Rust with `-C panic=abort`, and so does this workspace: a panic ends the
+// process. No input may reach one, so the operations that can panic are refused here.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used
+    )
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -5,13 +5,12 @@
 //! what the client held, converts AIDL parcelables to the broker's types, and turns
 //! [`BrokerError`]s into service-specific errors with their messages.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, Weak};
 
-use log::{error, warn};
+use log::warn;
 use rsheap_binder::{
-    calling_pid, calling_uid, illegal_state, is_remote, link_to_death, service_error, DeathLink,
-    Dump, ParcelFileDescriptor, Result as BinderResult, SpIBinder, Status, Strong,
+    calling_pid, calling_uid, is_remote, link_to_death, service_error, DeathLink, Dump,
+    ParcelFileDescriptor, Result as BinderResult, SpIBinder, Status, Strong,
 };
 use vendor_rsheap::aidl::vendor::rsheap::{
     AllocationRequest::AllocationRequest, Buffer::Buffer, BufferInfo::BufferInfo,
@@ -122,16 +121,10 @@ impl HeapBrokerService {
     }
 }
 
-/// Runs a call, turning broker errors and panics into binder statuses.
+/// Runs a call, turning broker errors into binder statuses. A panic aborts the broker, as on
+/// a device (`panic = "abort"`); the crate's lints keep input from reaching one.
 fn serve<T>(call: impl FnOnce() -> Result<T>) -> BinderResult<T> {
-    match catch_unwind(AssertUnwindSafe(call)) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(status(&err)),
-        Err(_) => {
-            error!("a call panicked; the broker goes on");
-            Err(illegal_state())
-        }
-    }
+    call().map_err(|err| status(&err))
 }
 
 fn status(err: &BrokerError) -> Status {

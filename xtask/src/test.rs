@@ -121,6 +121,9 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
     if let Err(err) = &suites {
         tally.record("emulator suites build", false, &format!("{err:#}"));
     }
+    if let Ok((_, programs)) = &suites {
+        check_panic_abort(&env, programs, &mut tally);
+    }
 
     if let ([rsheap, probe], Ok((suites, programs))) = (modules.as_slice(), &suites) {
         for boot in &BOOTS {
@@ -260,6 +263,37 @@ fn guest_programs(env: &Env) -> Result<GuestPrograms> {
         rsheapctl: debug.join("rsheapctl"),
         examples: debug.join("examples"),
     })
+}
+
+/// Checks that what ships was built to abort on a panic, as Soong builds it: no part of the
+/// unwinding runtime (`panic_unwind`) is linked in.
+fn check_panic_abort(env: &Env, programs: &GuestPrograms, tally: &mut Tally) {
+    let jni = env.target().join("debug/librsheap_jni.so");
+    let mut unwinding = Vec::new();
+    for binary in [&programs.rsheapd, &programs.rsheapctl, &jni] {
+        match Command::new("nm")
+            .arg("--defined-only")
+            .arg(binary)
+            .output()
+        {
+            Ok(out) if out.status.success() => {
+                if String::from_utf8_lossy(&out.stdout).contains("panic_unwind") {
+                    unwinding.push(binary.display().to_string());
+                }
+            }
+            Ok(out) => unwinding.push(format!(
+                "{}: nm failed: {}",
+                binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(err) => unwinding.push(format!("{}: cannot run nm: {err}", binary.display())),
+        }
+    }
+    tally.record(
+        "rsheapd, rsheapctl and librsheap_jni.so abort on a panic (panic = \"abort\")",
+        unwinding.is_empty(),
+        &format!("built to unwind: {}", unwinding.join(", ")),
+    );
 }
 
 /// What the guest runs besides the suites, as paths the guest sees.

@@ -12,6 +12,19 @@
 //! object is open and hold a lock across each native call, so a handle is never used after
 //! `close()` frees it.
 
+// Devices build Rust with `-C panic=abort`, and so does this workspace: a panic ends the
+// process. No input may reach one, so the operations that can panic are refused here.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used
+    )
+)]
+
 mod broker;
 mod buffer;
 mod classes;

@@ -366,7 +366,7 @@ impl Broker {
                     let mut current = self.service.lock().unwrap_or_else(PoisonError::into_inner);
                     // Another thread may have reconnected already.
                     if current.1 == generation {
-                        *current = (fresh, generation + 1);
+                        *current = (fresh, generation.wrapping_add(1));
                     }
                     current.clone()
                 };

@@ -173,16 +173,24 @@ fn reserve_aligned(len: usize, offset: usize) -> Result<Option<NonZeroUsize>> {
     }
     .map_err(|errno| Error::os("reserve address space", errno))?;
     let base_addr = base.as_ptr() as usize;
-    let skew = (offset % HUGE_ALIGN + HUGE_ALIGN - base_addr % HUGE_ALIGN) % HUGE_ALIGN;
-    let start = base_addr + skew;
+    // Addresses within the reservation, which the kernel placed below the top of the address
+    // space: none of this wraps, and the remainders are below `HUGE_ALIGN`.
+    let skew = (offset % HUGE_ALIGN)
+        .wrapping_add(HUGE_ALIGN)
+        .wrapping_sub(base_addr % HUGE_ALIGN)
+        % HUGE_ALIGN;
+    let start = base_addr.wrapping_add(skew);
     // Give back what the mapping will not cover: the head before `start` and the tail after.
     // SAFETY: Both ranges lie within the reservation made above and are unused.
     unsafe {
         if skew > 0 {
             let _ = munmap(base, skew);
         }
-        let tail = HUGE_ALIGN - skew;
-        let _ = munmap(NonNull::new_unchecked((start + len) as *mut _), tail);
+        let tail = HUGE_ALIGN.wrapping_sub(skew);
+        let _ = munmap(
+            NonNull::new_unchecked(start.wrapping_add(len) as *mut _),
+            tail,
+        );
     }
     Ok(NonZeroUsize::new(start))
 }

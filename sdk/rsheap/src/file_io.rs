@@ -205,14 +205,15 @@ impl FileIo {
         };
         progress(0, span.len);
         while done.bytes < span.len {
+            // `resolve` checked the span against the file's and the buffer's limits.
             let step = Span {
-                file_offset: span.file_offset + done.bytes,
-                buffer_offset: span.buffer_offset + done.bytes,
-                len: (span.len - done.bytes).min(PROGRESS_STEP),
+                file_offset: span.file_offset.saturating_add(done.bytes),
+                buffer_offset: span.buffer_offset.saturating_add(done.bytes),
+                len: span.len.saturating_sub(done.bytes).min(PROGRESS_STEP),
             };
             let moved = self.transfer(store, file, buffer, step, path)?;
-            done.bytes += moved.bytes;
-            done.direct_bytes += moved.direct_bytes;
+            done.bytes = done.bytes.saturating_add(moved.bytes);
+            done.direct_bytes = done.direct_bytes.saturating_add(moved.direct_bytes);
             progress(done.bytes, span.len);
             if moved.bytes < step.len {
                 // The file ended.

@@ -23,6 +23,19 @@
 //! # Ok::<(), rsheap::Error>(())
 //! ```
 
+// Devices build Rust with `-C panic=abort`, and so does this workspace: a panic ends the
+// process. No input may reach one, so the operations that can panic are refused here.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used
+    )
+)]
+
 mod account;
 mod broker;
 mod buffer;

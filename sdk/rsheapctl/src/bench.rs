@@ -47,11 +47,11 @@ pub fn run(heaps: &[String], sizes: &[u64], runs: u32, plot: Option<&Path>) -> R
         }
     }
     println!("median of {runs} runs per cell\n{table}");
-    if heaps.len() >= 2 {
-        let ratios = ratios(&heaps[0], heaps, sizes, &results);
-        print_ratios(&heaps[0], &ratios);
+    if let (Some(first), true) = (heaps.first(), heaps.len() >= 2) {
+        let ratios = ratios(first, heaps, sizes, &results);
+        print_ratios(first, &ratios);
         if let Some(path) = plot {
-            crate::plot::speedups(path, &heaps[0], &ratios)?;
+            crate::plot::speedups(path, first, &ratios)?;
             println!("plot: {}", path.display());
         }
     } else if plot.is_some() {
@@ -118,9 +118,10 @@ fn measure(heap: &Heap, size: usize, runs: u32) -> Result<Timings> {
     })
 }
 
+/// The median of `samples`, zero for none.
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
-    samples[samples.len() / 2]
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
 /// How much faster the subject heap was than another at one size, per stage.

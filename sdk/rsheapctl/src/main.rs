@@ -4,6 +4,19 @@
 //! what a buffer costs, how fast a file loads into one, who holds which dma-buf, what the
 //! broker accounts, and how rsheap compares with the other heaps, each in one command.
 
+// Devices build Rust with `-C panic=abort`, and so does this workspace: a panic ends the
+// process. No input may reach one, so the operations that can panic are refused here.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used
+    )
+)]
+
 mod alloc;
 mod bench;
 mod inspect;

@@ -31,12 +31,17 @@ pub fn speedups(path: &Path, subject: &str, ratios: &[Ratio]) -> Result<()> {
         .flat_map(|ratio| {
             STAGES.iter().enumerate().map(move |(stage, name)| {
                 let label = format!("{} vs {}: {name}", units::bytes(ratio.size), ratio.other);
-                (label, stage, ratio.stages[stage])
+                (
+                    label,
+                    stage,
+                    ratio.stages.get(stage).copied().unwrap_or(0.0),
+                )
             })
         })
         .collect();
     let right = bars.iter().map(|(_, _, x)| *x).fold(2.0f64, f64::max) * 1.15;
-    let height = 110 + 24 * bars.len() as u32;
+    let rows = u32::try_from(bars.len()).unwrap_or(u32::MAX);
+    let height = rows.saturating_mul(24).saturating_add(110);
     let root = BitMapBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -62,7 +67,7 @@ pub fn speedups(path: &Path, subject: &str, ratios: &[Ratio]) -> Result<()> {
         let bar = Rectangle::new(
             [
                 (0.0, SegmentValue::Exact(i)),
-                (*x, SegmentValue::Exact(i + 1)),
+                (*x, SegmentValue::Exact(i.saturating_add(1))),
             ],
             Palette99::pick(*stage).filled(),
         );

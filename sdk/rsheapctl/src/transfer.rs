@@ -70,7 +70,7 @@ pub fn load(args: &LoadArgs) -> Result<()> {
             args.offset
         );
     }
-    let len = args.length.unwrap_or(file_len - args.offset);
+    let len = args.length.unwrap_or(file_len.saturating_sub(args.offset));
     let allocated = Allocated::new(len, &args.source)?;
     let span = Span {
         file_offset: args.offset,
@@ -107,7 +107,11 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         let buffer = allocated.buffer();
         let mapping = buffer.map()?;
         let access = buffer.cpu_access(SyncDirection::Read)?;
-        let checksum = xxhash_rust::xxh3::xxh3_64(&mapping.as_slice()[..loaded as usize]);
+        let loaded_bytes = usize::try_from(loaded)
+            .ok()
+            .and_then(|loaded| mapping.as_slice().get(..loaded))
+            .ok_or_else(|| anyhow::anyhow!("loaded {loaded} bytes into a smaller buffer"))?;
+        let checksum = xxhash_rust::xxh3::xxh3_64(loaded_bytes);
         access.end()?;
         println!("xxh3 {checksum:016x}");
     }
