@@ -137,8 +137,9 @@ impl Heap {
         Ok(())
     }
 
-    /// The device uncached pages are flushed through: `EBUSY` while the heap is still being
-    /// registered, `ENODEV` if it could not get one.
+    /// The device uncached pages are flushed through: `ENODEV` while the heap is still being
+    /// registered (an allocation through its node that races with the registration), or if it
+    /// could not get one.
     fn dma_dev(&self) -> Result<*mut bindings::device> {
         let dev = self.dma_dev.load(Ordering::Acquire);
         if dev.is_null() {
