@@ -5,11 +5,11 @@
 //! releases it, after its last file descriptor, mapping and device attachment are gone
 //! (`kmod/include/uapi/linux/rsheap.h`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 
 use crate::error::{Error, Result};
-use crate::file_io::CONTROL_DEVICE;
+use crate::file_io::open_control_device;
 use crate::uapi::{
     rsheap_ioc_account, rsheap_ioc_charge, RsheapAccount, RsheapCharge, RSHEAP_ACCOUNT_SIZE_VER0,
     RSHEAP_CHARGE_SIZE_VER0,
@@ -24,7 +24,7 @@ pub struct AccountUsage {
     pub bytes: u64,
 }
 
-/// An account: an open file of [`CONTROL_DEVICE`] that buffers can be charged to. It lives
+/// An account: an open file of [`CONTROL_DEVICE`](crate::CONTROL_DEVICE) that buffers can be charged to. It lives
 /// in the kernel while this is open or a buffer charged to it lives.
 #[derive(Debug)]
 pub struct Account {
@@ -34,11 +34,9 @@ pub struct Account {
 impl Account {
     /// Opens a new, empty account.
     pub fn open() -> Result<Self> {
-        let device = OpenOptions::new()
-            .read(true)
-            .open(CONTROL_DEVICE)
-            .map_err(|err| Error::io(format!("open {CONTROL_DEVICE}"), &err))?;
-        Ok(Self { device })
+        Ok(Self {
+            device: open_control_device()?,
+        })
     }
 
     /// Charges `buffer` (a dma-buf of an rsheap heap) to this account until its release:

@@ -103,14 +103,20 @@ pub struct FileIo {
     device: File,
 }
 
+/// Opens [`CONTROL_DEVICE`]: a new open file, and so a new account.
+pub(crate) fn open_control_device() -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .open(CONTROL_DEVICE)
+        .map_err(|err| Error::io(format!("open {CONTROL_DEVICE}"), &err))
+}
+
 impl FileIo {
     /// Opens [`CONTROL_DEVICE`].
     pub fn open() -> Result<Self> {
-        let device = OpenOptions::new()
-            .read(true)
-            .open(CONTROL_DEVICE)
-            .map_err(|err| Error::io(format!("open {CONTROL_DEVICE}"), &err))?;
-        Ok(Self { device })
+        Ok(Self {
+            device: open_control_device()?,
+        })
     }
 
     /// Reads `span` of `file` into `buffer`. At the end of the file the count comes back

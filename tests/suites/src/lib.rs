@@ -241,14 +241,7 @@ pub const SCRATCH: &str = "/run/scratch";
 
 /// `name` on the scratch file system, failing the test with a hint if it is not mounted.
 pub fn scratch_path(name: &str) -> PathBuf {
-    let mounts = std::fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
-    assert!(
-        mounts
-            .lines()
-            .any(|line| line.split(' ').nth(1) == Some(SCRATCH)),
-        "{SCRATCH} is not mounted (run the suites with `cargo xtask test`)"
-    );
-    Path::new(SCRATCH).join(name)
+    path_on(SCRATCH, name)
 }
 
 /// Where the rig mounts the ext4 file system of its small disk (virtio-blk), for the suites
@@ -257,14 +250,20 @@ pub const SMALL: &str = "/run/small";
 
 /// `name` on the small file system, failing the test with a hint if it is not mounted.
 pub fn small_path(name: &str) -> PathBuf {
+    path_on(SMALL, name)
+}
+
+/// `name` under `mount`, one of the rig's file systems, failing the test with a hint if it is
+/// not mounted.
+fn path_on(mount: &str, name: &str) -> PathBuf {
     let mounts = std::fs::read_to_string("/proc/mounts").expect("read /proc/mounts");
     assert!(
         mounts
             .lines()
-            .any(|line| line.split(' ').nth(1) == Some(SMALL)),
-        "{SMALL} is not mounted (run the suites with `cargo xtask test`)"
+            .any(|line| line.split(' ').nth(1) == Some(mount)),
+        "{mount} is not mounted (run the suites with `cargo xtask test`)"
     );
-    Path::new(SMALL).join(name)
+    Path::new(mount).join(name)
 }
 
 /// Writes dirty pages back and drops the clean page cache, so the next read of any file
