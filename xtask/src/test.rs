@@ -4,8 +4,9 @@
 //! doc tests, a warning-free module build, a warning-free build of the Java API, and the
 //! module's KMI and kCFI check for arm64 GKI (see [`kmi`]). x86_64 guest: the kernel's
 //! dmabuf-heaps selftest, the `rsheap-suites` test binaries and the Java tests (see [`java`]),
-//! in one boot, then the dmesg gate; a second boot with `mem_accounting=1`. arm64 guest (16 KiB
-//! pages, see [`arm64`]): the selftest and [`ARM64_SUITES`], with the same gates.
+//! in one boot, then the dmesg gate; a second boot with `mem_accounting=1` and a third with a
+//! pool limit above RAM. arm64 guest (16 KiB pages, see [`arm64`]): the selftest and
+//! [`ARM64_SUITES`], with the same gates.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,7 +69,7 @@ impl Boot {
     }
 }
 
-const BOOTS: [Boot; 2] = [
+const BOOTS: [Boot; 3] = [
     Boot {
         label: "test",
         what: "default parameters",
@@ -81,6 +82,13 @@ const BOOTS: [Boot; 2] = [
         what: "mem_accounting=1",
         module_args: "mem_accounting=1",
         only: &["memcg"],
+        selftest: false,
+    },
+    Boot {
+        label: "pool-limit",
+        what: "pool_limit_mb=1000000, more than RAM",
+        module_args: "pool_limit_mb=1000000",
+        only: &["pool_limit"],
         selftest: false,
     },
 ];
