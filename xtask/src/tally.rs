@@ -46,15 +46,24 @@ impl Tally {
     }
 
     /// Adds the results of libtest output (`test result: ok. 3 passed; 0 failed; ...`), naming
-    /// each failed test. Returns whether any summary was found.
+    /// each failed test, also one whose own output came between its name and its `FAILED`.
+    /// Returns whether any summary was found.
     pub fn add_libtest(&mut self, suite: &str, output: &str) -> bool {
         let mut found = false;
+        // The test whose verdict has not been printed yet.
+        let mut running: Option<&str> = None;
         for line in output.lines() {
-            if let Some(name) = line
+            if let Some((name, rest)) = line
                 .strip_prefix("test ")
-                .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+                .and_then(|line| line.split_once(" ... "))
             {
-                self.failures.push(format!("{suite}: {name}"));
+                // `rest` is the verdict, or the start of the test's own output.
+                running = (!rest.starts_with("ok") && !rest.starts_with("ignored")).then_some(name);
+            }
+            if line.ends_with("FAILED") && !line.starts_with("test result: ") {
+                if let Some(name) = running.take() {
+                    self.failures.push(format!("{suite}: {name}"));
+                }
             }
             let Some(summary) = line.strip_prefix("test result: ") else {
                 continue;
@@ -157,6 +166,17 @@ mod tests {
         assert!(tally.add_libtest("suite", output));
         assert_eq!((tally.passed, tally.failed, tally.skipped), (8, 1, 2));
         assert_eq!(tally.failures, ["suite: b"]);
+    }
+
+    #[test]
+    fn a_failure_after_the_tests_own_output_is_named() {
+        let mut tally = Tally::default();
+        let output = "test golden ... Testing a.trycmd:4 ... ok 5ms\n\
+                      Testing b.trycmd:2 ... failed 3ms\nUpdate snapshots\nFAILED\n\
+                      test quiet ... Testing c.trycmd:1 ... ok 1ms\nok\n\
+                      test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert!(tally.add_libtest("cli", output));
+        assert_eq!(tally.failures, ["cli: golden"]);
     }
 
     #[test]
