@@ -153,6 +153,50 @@ fn is_installed(package: &str) -> bool {
         .is_ok_and(|out| out.status.success() && out.stdout == b"installed")
 }
 
+/// The Debian release newer emulators come from, on machines whose qemu-utils does.
+const BACKPORTS: &str = "bookworm-backports";
+
+/// Whether the installed qemu-utils is a bookworm backport: some machine images carry one,
+/// and bookworm's own emulators then cannot be installed beside it.
+fn backported_qemu_utils() -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "qemu-utils"])
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.windows(5).any(|w| w == b"~bpo1"))
+}
+
+/// Adds bookworm-backports to apt's sources, unless a source lists it already.
+fn add_backports_source() -> Result<()> {
+    let listed = std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .chain([PathBuf::from("/etc/apt/sources.list")])
+        .any(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains(BACKPORTS)));
+    if listed {
+        return Ok(());
+    }
+    let source = format!(
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: {BACKPORTS}\nComponents: main\n\
+         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    );
+    let path = format!("/etc/apt/sources.list.d/rsheap-{BACKPORTS}.sources");
+    let mut tee = privileged("tee");
+    tee.arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = tee.spawn().with_context(|| format!("write {path}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        stdin.write_all(source.as_bytes())?;
+    }
+    if !child.wait()?.success() {
+        bail!("cannot write {path}");
+    }
+    Ok(())
+}
+
 /// Prefixes a command with sudo unless we are root.
 fn privileged(program: &str) -> Command {
     let is_root = Command::new("id")
@@ -209,11 +253,41 @@ pub fn install_packages() -> Result<()> {
     }
     println!("setup: installing {}", missing.join(" "));
     let log = std::env::temp_dir().join("rsheap-apt.log");
+    let backported = backported_qemu_utils();
+    if backported {
+        println!("setup: qemu-utils comes from bookworm-backports; so will the emulators");
+        add_backports_source()?;
+    }
     run_logged(
         "apt-get update",
         privileged("apt-get").args(["update", "-q"]),
         &log,
     )?;
+    let emulators: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("qemu-system-"))
+        .collect();
+    if backported && !emulators.is_empty() {
+        // Bookworm's emulators cannot sit beside the newer qemu-utils (it breaks their
+        // qemu-system-common): take them, and only what they need, from the same release.
+        run_logged(
+            "apt-get install (emulators from bookworm-backports)",
+            privileged("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(["-t", BACKPORTS])
+                .args(&emulators),
+            &log,
+        )?;
+    }
+    let missing: Vec<&str> = missing
+        .into_iter()
+        .filter(|p| !(backported && p.starts_with("qemu-system-")))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
     run_logged(
         "apt-get install",
         privileged("apt-get")
