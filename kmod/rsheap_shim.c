@@ -190,12 +190,15 @@ static int op_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 
 /* vm_operations_struct of mapped buffers: pages are mapped when touched. */
 
+/*
+ * The buffer a VMA maps is in vm_private_data (rsheap_vma_setup()), whichever
+ * dma-buf, the buffer's own or a read-only export of it, the VMA's file is.
+ */
 static vm_fault_t op_vm_huge_fault(struct vm_fault *vmf, unsigned int order)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	struct dma_buf *dmabuf = vma->vm_file->private_data;
 
-	return rsheap_buffer_fault(dmabuf->priv, vmf, vmf->address,
+	return rsheap_buffer_fault(vma->vm_private_data, vmf, vmf->address,
 				   vma->vm_start, vma->vm_end, vma->vm_pgoff,
 				   order);
 }
@@ -212,7 +215,8 @@ static const struct vm_operations_struct rsheap_vm_ops = {
 #endif
 };
 
-int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine)
+int rsheap_vma_setup(struct vm_area_struct *vma, void *buffer,
+		     bool writecombine)
 {
 	/* PFN mappings cannot be copied on write. */
 	if (is_cow_mapping(vma->vm_flags)) {
@@ -227,6 +231,8 @@ int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine)
 		vma->vm_page_prot =
 			rsheap_pgprot_writecombine(vma->vm_page_prot);
 	vma->vm_ops = &rsheap_vm_ops;
+	/* The VMA holds its file, which keeps the buffer alive. */
+	vma->vm_private_data = buffer;
 	return 0;
 }
 

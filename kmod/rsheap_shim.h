@@ -69,7 +69,8 @@ struct list_head *rsheap_page_list_new(void);
 void rsheap_page_list_free(struct list_head *list);
 void rsheap_page_list_add(struct list_head *list, struct page *page);
 struct page *rsheap_page_list_take(struct list_head *list);
-int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine);
+int rsheap_vma_setup(struct vm_area_struct *vma, void *buffer,
+		     bool writecombine);
 vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
 				 unsigned long pfn);
 vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn);

@@ -92,8 +92,11 @@ extern "C" {
     pub(crate) fn rsheap_page_list_take(list: *mut bindings::list_head) -> *mut bindings::page;
     pub(crate) fn rsheap_sysfs_create(inventory: *mut c_void, uncached: bool) -> c_int;
     pub(crate) fn rsheap_debugfs_create(inventory: *mut c_void);
-    pub(crate) fn rsheap_vma_setup(vma: *mut bindings::vm_area_struct, writecombine: bool)
-        -> c_int;
+    pub(crate) fn rsheap_vma_setup(
+        vma: *mut bindings::vm_area_struct,
+        buffer: *const c_void,
+        writecombine: bool,
+    ) -> c_int;
     pub(crate) fn rsheap_vmf_insert_pfn(
         vmf: *mut VmFault,
         addr: usize,
