@@ -25,7 +25,7 @@
 //! counting the buffer; and only then do the pages go back to the pools, when nothing can
 //! reach them any more.
 
-use core::ffi::c_void;
+use core::ffi::{c_void, CStr};
 use core::ptr::NonNull;
 
 use crate::kernel::bindings;
@@ -148,6 +148,11 @@ impl Buffer {
     /// The buffer's size in bytes.
     pub(crate) fn size(&self) -> usize {
         self.pages.size()
+    }
+
+    /// The name of the heap the buffer came from.
+    pub(crate) fn heap_name(&self) -> &'static CStr {
+        self.heap.name()
     }
 
     /// Charges the buffer to `account` until it is released; `EBUSY` if it was charged before.

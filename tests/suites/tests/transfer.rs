@@ -717,7 +717,7 @@ fn bad_ranges_flags_and_sizes_get_a_clear_errno() {
     let null = unsafe { rsheap::uapi::rsheap_ioc_load(control, std::ptr::null_mut()) };
     assert_eq!(null, Err(Errno::EFAULT));
     for code in [
-        nix::request_code_readwrite!(0xB9, 0x04, std::mem::size_of::<RsheapTransfer>()),
+        nix::request_code_readwrite!(0xB9, 0x05, std::mem::size_of::<RsheapTransfer>()),
         nix::request_code_write!(0xB9, 0x00, std::mem::size_of::<RsheapTransfer>()),
         nix::request_code_readwrite!(b'H', 0x00, std::mem::size_of::<RsheapTransfer>()),
     ] {
