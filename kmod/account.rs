@@ -49,9 +49,18 @@ impl Account {
 }
 
 /// Charges the rsheap buffer open as `buf_fd` to `account`: `EBUSY` if it is charged already
-/// (to this account or another), and the errors of [`BufferRef::get`].
+/// (to this account or another), `EINVAL` for a read-only export, which is not a buffer of its
+/// own (the buffer it shares counts where the buffer is charged), and the errors of
+/// [`BufferRef::get`].
 pub(crate) fn charge(account: &Arc<Account>, buf_fd: c_int) -> Result {
-    let buffer = BufferRef::get(buf_fd)?;
+    let buffer = BufferRef::get_for("CHARGE", buf_fd)?;
+    if buffer.is_read_only() {
+        pr_info_ratelimited!(
+            "CHARGE: refused buffer fd {}: a read-only export; charge its original\n",
+            buf_fd
+        );
+        return Err(EINVAL);
+    }
     buffer.buffer().charge(account).inspect_err(|_| {
         pr_info_ratelimited!("CHARGE: refused buffer fd {}: charged already\n", buf_fd);
     })

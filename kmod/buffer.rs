@@ -25,7 +25,7 @@
 //! counting the buffer; and only then do the pages go back to the pools, when nothing can
 //! reach them any more.
 
-use core::ffi::c_void;
+use core::ffi::{c_void, CStr};
 use core::ptr::NonNull;
 
 use crate::kernel::bindings;
@@ -148,6 +148,11 @@ impl Buffer {
     /// The buffer's size in bytes.
     pub(crate) fn size(&self) -> usize {
         self.pages.size()
+    }
+
+    /// The name of the heap the buffer came from.
+    pub(crate) fn heap_name(&self) -> &'static CStr {
+        self.heap.name()
     }
 
     /// Charges the buffer to `account` until it is released; `EBUSY` if it was charged before.
@@ -290,8 +295,11 @@ impl Buffer {
     ///
     /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing.
     pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
-        // SAFETY: The caller guarantees `vma` is being set up under the mmap lock.
-        to_result(unsafe { shim::rsheap_vma_setup(vma, self.uncached()) })
+        let this: *const Self = self;
+        // SAFETY: The caller guarantees `vma` is being set up under the mmap lock. The VMA
+        // holds its file, the buffer's dma-buf or a read-only export that holds that, so the
+        // buffer the fault handler finds through `this` outlives the VMA.
+        to_result(unsafe { shim::rsheap_vma_setup(vma, this.cast(), self.uncached()) })
     }
 
     /// Handles a fault at `address` in a VMA set up by [`Self::mmap`] covering `[start, end)`

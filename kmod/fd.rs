@@ -2,7 +2,7 @@
 
 //! References taken from a caller's file descriptors: the file a transfer reads or writes
 //! ([`FileRef`]), with its read and write calls, and the rsheap buffer on the other side
-//! ([`BufferRef`]).
+//! ([`BufferRef`]), through its own dma-buf or a read-only export.
 //!
 //! Each reference is counted for as long as it lives, so the file, or the dma-buf and its
 //! pages, stay valid while a transfer uses them even if the caller closes the descriptor.
@@ -157,29 +157,51 @@ impl Drop for FileRef {
     }
 }
 
-/// A counted reference to a dma-buf exported by an rsheap heap.
+/// A counted reference to a dma-buf exported by rsheap: a buffer's own, or a read-only export
+/// of one ([`ReadOnly`](crate::readonly::ReadOnly)).
 ///
 /// # Invariants
 ///
 /// `dmabuf` holds one reference taken by `dma_buf_get` and put when this drops, and `buffer`
-/// is its `priv`, an rsheap buffer, which lives at least as long as that reference.
+/// is the rsheap buffer behind it, which lives at least as long as that reference: the
+/// dma-buf's `priv`, or, if `read_only`, the buffer of the `ReadOnly` that is its `priv`,
+/// which holds the buffer's dma-buf until its own release.
 pub(crate) struct BufferRef {
     dmabuf: NonNull<DmaBuf>,
     buffer: NonNull<c_void>,
+    read_only: bool,
 }
 
 impl BufferRef {
     /// The rsheap buffer open as `fd`: `EBADF` if `fd` is not open, `EINVAL` if it is not a
-    /// dma-buf, `EXDEV` if another exporter made it.
+    /// dma-buf, `EXDEV` if another exporter made it. A read-only export gives its buffer, and
+    /// says so ([`Self::is_read_only`]).
     pub(crate) fn get(fd: c_int) -> Result<Self> {
         let mut dmabuf = core::ptr::null_mut();
-        // SAFETY: `rsheap_dmabuf_get` accepts any number and on success stores a new reference.
-        let buffer = from_err_ptr(unsafe { shim::rsheap_dmabuf_get(fd, &mut dmabuf) })?;
+        let mut read_only = false;
+        // SAFETY: `rsheap_dmabuf_get` accepts any number and on success stores a new reference
+        // and what the dma-buf is.
+        let private =
+            from_err_ptr(unsafe { shim::rsheap_dmabuf_get(fd, &mut dmabuf, &mut read_only) })?;
         let dmabuf = NonNull::new(dmabuf).ok_or(EINVAL)?;
-        // INVARIANT: A reference from `dma_buf_get` to one of rsheap's dma-bufs, whose `priv`
-        // is its buffer until release, which this reference holds off.
-        match NonNull::new(buffer) {
-            Some(buffer) => Ok(Self { dmabuf, buffer }),
+        let buffer = NonNull::new(private).map(|private| {
+            if read_only {
+                // SAFETY: The `priv` of a read-only export is its `ReadOnly` until release,
+                // which the reference just taken holds off.
+                NonNull::from(unsafe { crate::ops::borrow_readonly(private.as_ptr()) }.buffer())
+                    .cast()
+            } else {
+                private
+            }
+        });
+        // INVARIANT: A reference from `dma_buf_get` to one of rsheap's dma-bufs, whose buffer
+        // lives until the dma-buf's release, which this reference holds off.
+        match buffer {
+            Some(buffer) => Ok(Self {
+                dmabuf,
+                buffer,
+                read_only,
+            }),
             None => {
                 // SAFETY: The reference was just taken and is not stored anywhere.
                 unsafe { shim::rsheap_dmabuf_put(dmabuf.as_ptr()) };
@@ -188,13 +210,34 @@ impl BufferRef {
         }
     }
 
+    /// [`Self::get`], logging why `fd` was refused when it is open: the `what` request's
+    /// message names the descriptor.
+    pub(crate) fn get_for(what: &str, fd: c_int) -> Result<Self> {
+        Self::get(fd).inspect_err(|&err| {
+            let why = if err == EXDEV {
+                "a dma-buf of another exporter"
+            } else if err == EINVAL {
+                "not a dma-buf"
+            } else {
+                return;
+            };
+            pr_info_ratelimited!("{}: refused buffer fd {}: {}\n", what, fd, why);
+        })
+    }
+
+    /// Whether this is a read-only export of the buffer rather than the buffer's own dma-buf.
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// The buffer.
     pub(crate) fn buffer(&self) -> &Buffer {
         // SAFETY: By the type invariants `buffer` is the live `priv` of the dma-buf this holds.
         unsafe { crate::ops::borrow(self.buffer.as_ptr()) }
     }
 
-    /// How the dma-buf's file was opened (`fd_flags` at allocation).
+    /// How the dma-buf's file was opened (`fd_flags` at allocation; read-only for a read-only
+    /// export).
     pub(crate) fn access(&self) -> Access {
         // SAFETY: By the type invariants `dmabuf` is a live dma-buf.
         Access::from_bits(unsafe { shim::rsheap_dmabuf_access(self.dmabuf.as_ptr()) })

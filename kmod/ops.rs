@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry points the C shim's `dma_heap_ops`, `dma_buf_ops`, shrinker, work item, debugfs file
-//! and control device call.
+//! Entry points the C shim's `dma_heap_ops`, `dma_buf_ops` (of buffers and of read-only
+//! exports), shrinker, work item, debugfs file and control device call.
 //!
 //! Each rebuilds the typed object from the opaque pointer it was handed, calls one method on
 //! it, and turns the result into the errno convention of the op.
@@ -14,6 +14,7 @@ use crate::account::{self, Account};
 use crate::buffer::{Buffer, VmaRange};
 use crate::heap::Heap;
 use crate::pool::Pools;
+use crate::readonly::{self, ReadOnly};
 use crate::shim::{self, DmaBuf};
 use crate::stats::Inventory;
 use crate::transfer::{self, Direction, Request};
@@ -28,6 +29,18 @@ pub(crate) unsafe fn borrow<'a>(buffer: *mut c_void) -> &'a Buffer {
     // SAFETY: The caller guarantees `buffer` came from `KBox::into_raw` and is not yet
     // released.
     unsafe { &*buffer.cast::<Buffer>() }
+}
+
+/// Borrows the read-only export behind `dma_buf->priv`.
+///
+/// # Safety
+///
+/// `readonly` must be the `priv` of a live read-only export, and the borrow must end before
+/// the export is released.
+pub(crate) unsafe fn borrow_readonly<'a>(readonly: *mut c_void) -> &'a ReadOnly {
+    // SAFETY: The caller guarantees `readonly` came from `KBox::into_raw` and is not yet
+    // released.
+    unsafe { &*readonly.cast::<ReadOnly>() }
 }
 
 fn to_errno(result: Result) -> c_int {
@@ -230,6 +243,63 @@ unsafe extern "C" fn rsheap_buffer_release(buffer: *mut c_void) {
     drop(unsafe { KBox::<Buffer>::from_raw(buffer.cast()) });
 }
 
+/// The buffer behind a read-only export, for the export's ops that are the buffer's own.
+///
+/// # Safety
+///
+/// `readonly` must be a live read-only export; the buffer lives at least as long.
+#[no_mangle]
+unsafe extern "C" fn rsheap_readonly_buffer(readonly: *mut c_void) -> *mut c_void {
+    // SAFETY: The caller guarantees `readonly` is live for the duration of the call.
+    let buffer: *const Buffer = unsafe { borrow_readonly(readonly) }.buffer();
+    buffer.cast_mut().cast()
+}
+
+/// `dma_buf_ops.map_dma_buf` of read-only exports.
+///
+/// # Safety
+///
+/// `readonly` must be a live read-only export and `key` an attachment of it.
+#[no_mangle]
+unsafe extern "C" fn rsheap_readonly_map(
+    readonly: *mut c_void,
+    key: *const c_void,
+    dir: bindings::dma_data_direction,
+) -> *mut bindings::sg_table {
+    // SAFETY: The caller guarantees `readonly` is live for the duration of the call.
+    unsafe { borrow_readonly(readonly) }
+        .map(key as usize, dir)
+        .unwrap_or_else(Error::to_ptr)
+}
+
+/// `dma_buf_ops.mmap` of read-only exports.
+///
+/// # Safety
+///
+/// `readonly` must be a live read-only export and `vma` a VMA being set up by `mmap`.
+#[no_mangle]
+unsafe extern "C" fn rsheap_readonly_mmap(
+    readonly: *mut c_void,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
+    // SAFETY: The caller guarantees `readonly` is live and `vma` is being set up under the
+    // mmap lock.
+    to_errno(unsafe { borrow_readonly(readonly).mmap(vma) })
+}
+
+/// `dma_buf_ops.release` of read-only exports: frees the export, dropping its reference on
+/// the dma-buf it was made from.
+///
+/// # Safety
+///
+/// `readonly` must be a live read-only export that nothing uses any more.
+#[no_mangle]
+unsafe extern "C" fn rsheap_readonly_release(readonly: *mut c_void) {
+    // SAFETY: The core calls release once, after the last reference to the dma-buf is gone,
+    // so ownership of the `KBox::into_raw` pointer comes back here.
+    drop(unsafe { KBox::<ReadOnly>::from_raw(readonly.cast()) });
+}
+
 /// Shrinker `count_objects`.
 ///
 /// # Safety
@@ -343,6 +413,13 @@ unsafe extern "C" fn rsheap_ctl_account(account: *mut c_void, buffers: *mut u64,
         *buffers = live as u64;
         *bytes = held as u64;
     }
+}
+
+/// The control device's `RSHEAP_IOC_SHARE_READONLY`: a new read-only export of the buffer open
+/// as `buf_fd`, holding the one reference the caller gets, or an error pointer.
+#[no_mangle]
+extern "C" fn rsheap_ctl_share_readonly(buf_fd: c_int, fd_flags: u32) -> *mut DmaBuf {
+    readonly::share(buf_fd, fd_flags).unwrap_or_else(Error::to_ptr)
 }
 
 /// The control device's `RSHEAP_IOC_LOAD` (`store` false) and `RSHEAP_IOC_STORE`, with the

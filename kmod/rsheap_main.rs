@@ -9,7 +9,8 @@
 //! allocator and zeroing; a shrinker gives pooled pages back under memory pressure.
 //!
 //! `/dev/rsheap` moves file contents straight into and out of those buffers, by direct I/O
-//! where the file allows (`include/uapi/linux/rsheap.h`).
+//! where the file allows, counts buffers in accounts, and shares a buffer read-only, with the
+//! kernel enforcing it (`include/uapi/linux/rsheap.h`).
 //!
 //! The Rust core holds all policy. `rsheap_shim.c` holds what Rust cannot express against the
 //! kernel's C headers (ops tables, the control device's ioctl ABI, static inlines, module
@@ -29,6 +30,7 @@ mod heap;
 mod ops;
 mod pages;
 mod pool;
+mod readonly;
 mod sgt;
 mod shim;
 mod stats;

@@ -5,7 +5,7 @@
  * Rust cannot build the kernel's ops tables against its C headers, nor call
  * static inlines and macros.  This file holds exactly those pieces: the ops
  * tables (whose callbacks unpack the core's structs and call one Rust function
- * each), the dma-buf export, the control device's ioctl ABI, the pools' work
+ * each), the dma-buf exports, the control device's ioctl ABI, the pools' work
  * item, the pools' page lists, one-line forwarders for static inlines and
  * macros, and the namespace imports.  All policy lives in Rust.
  */
@@ -190,12 +190,15 @@ static int op_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 
 /* vm_operations_struct of mapped buffers: pages are mapped when touched. */
 
+/*
+ * The buffer a VMA maps is in vm_private_data (rsheap_vma_setup()), whichever
+ * dma-buf, the buffer's own or a read-only export of it, the VMA's file is.
+ */
 static vm_fault_t op_vm_huge_fault(struct vm_fault *vmf, unsigned int order)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	struct dma_buf *dmabuf = vma->vm_file->private_data;
 
-	return rsheap_buffer_fault(dmabuf->priv, vmf, vmf->address,
+	return rsheap_buffer_fault(vma->vm_private_data, vmf, vmf->address,
 				   vma->vm_start, vma->vm_end, vma->vm_pgoff,
 				   order);
 }
@@ -212,7 +215,8 @@ static const struct vm_operations_struct rsheap_vm_ops = {
 #endif
 };
 
-int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine)
+int rsheap_vma_setup(struct vm_area_struct *vma, void *buffer,
+		     bool writecombine)
 {
 	/* PFN mappings cannot be copied on write. */
 	if (is_cow_mapping(vma->vm_flags)) {
@@ -227,7 +231,19 @@ int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine)
 		vma->vm_page_prot =
 			rsheap_pgprot_writecombine(vma->vm_page_prot);
 	vma->vm_ops = &rsheap_vm_ops;
+	/* The VMA holds its file, which keeps the buffer alive. */
+	vma->vm_private_data = buffer;
 	return 0;
+}
+
+bool rsheap_vma_writable(const struct vm_area_struct *vma)
+{
+	return vma->vm_flags & VM_WRITE;
+}
+
+void rsheap_vma_clear_maywrite(struct vm_area_struct *vma)
+{
+	vm_flags_clear(vma, VM_MAYWRITE);
 }
 
 vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
@@ -255,9 +271,9 @@ unsigned int rsheap_pmd_order(void)
 #endif
 }
 
-static int op_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+static int buffer_vmap(void *buffer, struct iosys_map *map)
 {
-	void *vaddr = rsheap_buffer_vmap(dmabuf->priv);
+	void *vaddr = rsheap_buffer_vmap(buffer);
 
 	if (IS_ERR(vaddr))
 		return PTR_ERR(vaddr);
@@ -265,10 +281,20 @@ static int op_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	return 0;
 }
 
+static void buffer_vunmap(void *buffer, struct iosys_map *map)
+{
+	rsheap_buffer_vunmap(buffer);
+	iosys_map_clear(map);
+}
+
+static int op_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	return buffer_vmap(dmabuf->priv, map);
+}
+
 static void op_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
-	rsheap_buffer_vunmap(dmabuf->priv);
-	iosys_map_clear(map);
+	buffer_vunmap(dmabuf->priv, map);
 }
 
 static void op_release(struct dma_buf *dmabuf)
@@ -303,6 +329,105 @@ struct dma_buf *rsheap_dmabuf_export(void *buffer, size_t size, u32 fd_flags,
 	exp_info.size = size;
 	exp_info.flags = fd_flags;
 	exp_info.priv = buffer;
+	return dma_buf_export(&exp_info);
+}
+
+/*
+ * dma_buf_ops of read-only exports (readonly.rs): the same buffer behind a
+ * second dma-buf, whose priv is Rust's ReadOnly.  Device maps and CPU mmaps go
+ * through Rust's read-only checks; every other op is the buffer's own.
+ */
+
+static void *ro_buffer(struct dma_buf *dmabuf)
+{
+	return rsheap_readonly_buffer(dmabuf->priv);
+}
+
+static int op_ro_attach(struct dma_buf *dmabuf,
+			struct dma_buf_attachment *attachment)
+{
+	return rsheap_buffer_attach(ro_buffer(dmabuf), attachment,
+				    attachment->dev);
+}
+
+static void op_ro_detach(struct dma_buf *dmabuf,
+			 struct dma_buf_attachment *attachment)
+{
+	rsheap_buffer_detach(ro_buffer(dmabuf), attachment);
+}
+
+static struct sg_table *op_ro_map_dma_buf(struct dma_buf_attachment *attachment,
+					  enum dma_data_direction dir)
+{
+	return rsheap_readonly_map(attachment->dmabuf->priv, attachment, dir);
+}
+
+static void op_ro_unmap_dma_buf(struct dma_buf_attachment *attachment,
+				struct sg_table *table,
+				enum dma_data_direction dir)
+{
+	rsheap_buffer_unmap(ro_buffer(attachment->dmabuf), attachment, dir);
+}
+
+static int op_ro_begin_cpu_access(struct dma_buf *dmabuf,
+				  enum dma_data_direction dir)
+{
+	return rsheap_buffer_begin_cpu_access(ro_buffer(dmabuf), dir);
+}
+
+static int op_ro_end_cpu_access(struct dma_buf *dmabuf,
+				enum dma_data_direction dir)
+{
+	return rsheap_buffer_end_cpu_access(ro_buffer(dmabuf), dir);
+}
+
+static int op_ro_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
+{
+	return rsheap_readonly_mmap(dmabuf->priv, vma);
+}
+
+static int op_ro_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	return buffer_vmap(ro_buffer(dmabuf), map);
+}
+
+static void op_ro_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	buffer_vunmap(ro_buffer(dmabuf), map);
+}
+
+static void op_ro_release(struct dma_buf *dmabuf)
+{
+	rsheap_readonly_release(dmabuf->priv);
+}
+
+static const struct dma_buf_ops rsheap_ro_buf_ops = {
+	.attach = op_ro_attach,
+	.detach = op_ro_detach,
+	.map_dma_buf = op_ro_map_dma_buf,
+	.unmap_dma_buf = op_ro_unmap_dma_buf,
+	.begin_cpu_access = op_ro_begin_cpu_access,
+	.end_cpu_access = op_ro_end_cpu_access,
+	.mmap = op_ro_mmap,
+	.vmap = op_ro_vmap,
+	.vunmap = op_ro_vunmap,
+	.release = op_ro_release,
+};
+
+/*
+ * A read-only export of @size bytes over @readonly, its file opened O_RDONLY;
+ * it has a reservation object of its own.
+ */
+struct dma_buf *rsheap_readonly_export(void *readonly, size_t size,
+				       const char *exp_name)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+
+	exp_info.exp_name = exp_name;
+	exp_info.ops = &rsheap_ro_buf_ops;
+	exp_info.size = size;
+	exp_info.flags = O_RDONLY;
+	exp_info.priv = readonly;
 	return dma_buf_export(&exp_info);
 }
 
@@ -570,17 +695,22 @@ int rsheap_flush_bvecs(struct device *dev, const struct bio_vec *bvec,
 
 /* Buffers and files named by the control device's callers. */
 
-void *rsheap_dmabuf_get(int fd, struct dma_buf **dmabuf)
+/*
+ * The dma-buf open as @fd, if rsheap exported it: its priv (a buffer, or a
+ * ReadOnly if *@read_only is set), with a reference in *@dmabuf.
+ */
+void *rsheap_dmabuf_get(int fd, struct dma_buf **dmabuf, bool *read_only)
 {
 	struct dma_buf *buf = dma_buf_get(fd);
 
 	if (IS_ERR(buf))
 		return ERR_CAST(buf);
-	if (buf->ops != &rsheap_buf_ops) {
+	if (buf->ops != &rsheap_buf_ops && buf->ops != &rsheap_ro_buf_ops) {
 		dma_buf_put(buf);
 		return ERR_PTR(-EXDEV);
 	}
 	*dmabuf = buf;
+	*read_only = buf->ops == &rsheap_ro_buf_ops;
 	return buf->priv;
 }
 
@@ -683,6 +813,7 @@ ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
 static_assert(sizeof(struct rsheap_transfer) == RSHEAP_TRANSFER_SIZE_VER0);
 static_assert(sizeof(struct rsheap_charge) == RSHEAP_CHARGE_SIZE_VER0);
 static_assert(sizeof(struct rsheap_account) == RSHEAP_ACCOUNT_SIZE_VER0);
+static_assert(sizeof(struct rsheap_share) == RSHEAP_SHARE_SIZE_VER0);
 
 /*
  * Copies the caller's struct of @ksize bytes at @uarg, whose first field is
@@ -762,6 +893,40 @@ static long rsheap_ctl_account_ioctl(void *account, void __user *uarg)
 	return 0;
 }
 
+/*
+ * Rust makes the read-only export; the new file descriptor is reserved, then
+ * reported, and only installed once the caller has its number, so a fault on
+ * the way out leaves no descriptor behind.
+ */
+static long rsheap_ctl_share_ioctl(void __user *uarg)
+{
+	struct rsheap_share req;
+	struct dma_buf *dmabuf;
+	long usize;
+	int fd;
+
+	usize = rsheap_copy_request(&req, sizeof(req), RSHEAP_SHARE_SIZE_VER0,
+				    uarg);
+	if (usize < 0)
+		return usize;
+	dmabuf = rsheap_ctl_share_readonly(req.buf_fd, req.fd_flags);
+	if (IS_ERR(dmabuf))
+		return PTR_ERR(dmabuf);
+	fd = get_unused_fd_flags(req.fd_flags);
+	if (fd < 0) {
+		dma_buf_put(dmabuf);
+		return fd;
+	}
+	req.ro_fd = fd;
+	if (copy_to_user(uarg, &req, min_t(size_t, usize, sizeof(req)))) {
+		put_unused_fd(fd);
+		dma_buf_put(dmabuf);
+		return -EFAULT;
+	}
+	fd_install(fd, dmabuf->file);
+	return 0;
+}
+
 static long op_ctl_ioctl(struct file *file, unsigned int cmd,
 			 unsigned long arg)
 {
@@ -779,6 +944,8 @@ static long op_ctl_ioctl(struct file *file, unsigned int cmd,
 		return rsheap_ctl_charge_ioctl(file->private_data, uarg);
 	case _IOC_NR(RSHEAP_IOC_ACCOUNT):
 		return rsheap_ctl_account_ioctl(file->private_data, uarg);
+	case _IOC_NR(RSHEAP_IOC_SHARE_READONLY):
+		return rsheap_ctl_share_ioctl(uarg);
 	default:
 		return -ENOTTY;
 	}

@@ -2,12 +2,12 @@
 /*
  * The boundary between rsheap's Rust core and its C shim.
  *
- * Ownership: the Rust side owns every rsheap object (heaps, buffers,
- * attachments' sg tables).  The C side owns only the ops tables the kernel
+ * Ownership: the Rust side owns every rsheap object (heaps, buffers, read-only
+ * exports, attachments' sg tables).  The C side owns only the ops tables the kernel
  * calls through, which Rust cannot build without the kernel's C layouts of
  * `struct dma_buf_ops` and `struct dma_heap_ops`.  Each C callback unpacks the core's structs and calls one Rust
- * function below; a buffer crosses the boundary as the opaque `void *` that
- * Rust handed out (`dma_buf->priv`).
+ * function below; a buffer, or a read-only export, crosses the boundary as the
+ * opaque `void *` that Rust handed out (`dma_buf->priv`).
  */
 
 #ifndef RSHEAP_SHIM_H
@@ -40,6 +40,8 @@ int rsheap_param_pool_limit_mb(void);
 struct dma_heap *rsheap_heap_add(const char *name, void *heap);
 struct dma_buf *rsheap_dmabuf_export(void *buffer, size_t size, u32 fd_flags,
 				     const char *exp_name);
+struct dma_buf *rsheap_readonly_export(void *readonly, size_t size,
+				       const char *exp_name);
 gfp_t rsheap_gfp_high_order(void);
 gfp_t rsheap_gfp_low_order(void);
 unsigned long rsheap_totalram_pages(void);
@@ -69,7 +71,10 @@ struct list_head *rsheap_page_list_new(void);
 void rsheap_page_list_free(struct list_head *list);
 void rsheap_page_list_add(struct list_head *list, struct page *page);
 struct page *rsheap_page_list_take(struct list_head *list);
-int rsheap_vma_setup(struct vm_area_struct *vma, bool writecombine);
+int rsheap_vma_setup(struct vm_area_struct *vma, void *buffer,
+		     bool writecombine);
+bool rsheap_vma_writable(const struct vm_area_struct *vma);
+void rsheap_vma_clear_maywrite(struct vm_area_struct *vma);
 vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
 				 unsigned long pfn);
 vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn);
@@ -105,7 +110,7 @@ enum rsheap_stat_id {
 #define RSHEAP_ACCESS_APPEND	(1U << 2)
 #define RSHEAP_ACCESS_DIRECT	(1U << 3)
 
-void *rsheap_dmabuf_get(int fd, struct dma_buf **dmabuf);
+void *rsheap_dmabuf_get(int fd, struct dma_buf **dmabuf, bool *read_only);
 void rsheap_dmabuf_put(struct dma_buf *dmabuf);
 unsigned int rsheap_dmabuf_access(struct dma_buf *dmabuf);
 unsigned int rsheap_file_access(struct file *file);
@@ -144,6 +149,12 @@ vm_fault_t rsheap_buffer_fault(void *buffer, struct vm_fault *vmf,
 void *rsheap_buffer_vmap(void *buffer);
 void rsheap_buffer_vunmap(void *buffer);
 void rsheap_buffer_release(void *buffer);
+void *rsheap_readonly_buffer(void *readonly);
+struct sg_table *rsheap_readonly_map(void *readonly, const void *key,
+				     enum dma_data_direction dir);
+int rsheap_readonly_mmap(void *readonly, struct vm_area_struct *vma);
+void rsheap_readonly_release(void *readonly);
+struct dma_buf *rsheap_ctl_share_readonly(int buf_fd, u32 fd_flags);
 unsigned long rsheap_pools_count(void *pools);
 unsigned long rsheap_pools_scan(void *pools, unsigned long nr_to_scan);
 void rsheap_pools_zero_pending(void *pools);

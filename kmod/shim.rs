@@ -42,6 +42,11 @@ extern "C" {
         fd_flags: u32,
         exp_name: *const c_char,
     ) -> *mut DmaBuf;
+    pub(crate) fn rsheap_readonly_export(
+        readonly: *mut c_void,
+        size: usize,
+        exp_name: *const c_char,
+    ) -> *mut DmaBuf;
     fn rsheap_gfp_high_order() -> bindings::gfp_t;
     fn rsheap_gfp_low_order() -> bindings::gfp_t;
     fn rsheap_totalram_pages() -> c_ulong;
@@ -92,8 +97,13 @@ extern "C" {
     pub(crate) fn rsheap_page_list_take(list: *mut bindings::list_head) -> *mut bindings::page;
     pub(crate) fn rsheap_sysfs_create(inventory: *mut c_void, uncached: bool) -> c_int;
     pub(crate) fn rsheap_debugfs_create(inventory: *mut c_void);
-    pub(crate) fn rsheap_vma_setup(vma: *mut bindings::vm_area_struct, writecombine: bool)
-        -> c_int;
+    pub(crate) fn rsheap_vma_setup(
+        vma: *mut bindings::vm_area_struct,
+        buffer: *const c_void,
+        writecombine: bool,
+    ) -> c_int;
+    pub(crate) fn rsheap_vma_writable(vma: *const bindings::vm_area_struct) -> bool;
+    pub(crate) fn rsheap_vma_clear_maywrite(vma: *mut bindings::vm_area_struct);
     pub(crate) fn rsheap_vmf_insert_pfn(
         vmf: *mut VmFault,
         addr: usize,
@@ -101,7 +111,11 @@ extern "C" {
     ) -> bindings::vm_fault_t;
     pub(crate) fn rsheap_vmf_insert_pfn_pmd(vmf: *mut VmFault, pfn: usize) -> bindings::vm_fault_t;
     fn rsheap_pmd_order() -> c_uint;
-    pub(crate) fn rsheap_dmabuf_get(fd: c_int, dmabuf: *mut *mut DmaBuf) -> *mut c_void;
+    pub(crate) fn rsheap_dmabuf_get(
+        fd: c_int,
+        dmabuf: *mut *mut DmaBuf,
+        read_only: *mut bool,
+    ) -> *mut c_void;
     pub(crate) fn rsheap_dmabuf_put(dmabuf: *mut DmaBuf);
     pub(crate) fn rsheap_dmabuf_access(dmabuf: *mut DmaBuf) -> c_uint;
     pub(crate) fn rsheap_file_access(file: *mut bindings::file) -> c_uint;

@@ -125,24 +125,20 @@ impl Request {
     }
 
     /// The buffer, if it is an rsheap buffer open for what this direction does to it: a LOAD
-    /// writes the buffer and a STORE reads it.
+    /// writes the buffer and a STORE reads it, which a read-only export allows.
     fn open_buffer(&self) -> Result<BufferRef> {
         let store = self.direction == Direction::Store;
-        let buffer = BufferRef::get(self.buf_fd).inspect_err(|&err| {
-            let why = if err == EXDEV {
-                "a dma-buf of another exporter"
-            } else if err == EINVAL {
-                "not a dma-buf"
-            } else {
-                return;
-            };
+        let buffer = BufferRef::get_for(self.name(), self.buf_fd)?;
+        // Checked before the file's mode, which would say EBADF: the export is read-only for
+        // good, not for want of a writable descriptor.
+        if !store && buffer.is_read_only() {
             pr_info_ratelimited!(
-                "{}: refused buffer fd {}: {}\n",
+                "{}: refused buffer fd {}: a read-only export\n",
                 self.name(),
-                self.buf_fd,
-                why
+                self.buf_fd
             );
-        })?;
+            return Err(EACCES);
+        }
         let access = buffer.access();
         if !(if store { access.read } else { access.write }) {
             pr_info_ratelimited!(

@@ -13,6 +13,7 @@
 #include <linux/bvec.h>
 #include <linux/dma-mapping.h>
 #include <linux/errno.h>
+#include <linux/fcntl.h>
 #include <linux/gfp.h>
 #include <linux/mm_types.h>
 #include <linux/scatterlist.h>
@@ -43,11 +44,14 @@ void rsheap_consts(void)
 	RSHEAP_CONST(GFP_ACCOUNT, u32, (__force u32)__GFP_ACCOUNT);
 
 	RSHEAP_CONST(DMA_BIDIRECTIONAL, u32, DMA_BIDIRECTIONAL);
+	RSHEAP_CONST(DMA_TO_DEVICE, u32, DMA_TO_DEVICE);
 	RSHEAP_CONST(DMA_ATTR_SKIP_CPU_SYNC, usize, DMA_ATTR_SKIP_CPU_SYNC);
 
 	RSHEAP_CONST(VM_FAULT_SIGBUS, u32, (__force u32)VM_FAULT_SIGBUS);
 	RSHEAP_CONST(VM_FAULT_NOPAGE, u32, (__force u32)VM_FAULT_NOPAGE);
 	RSHEAP_CONST(VM_FAULT_FALLBACK, u32, (__force u32)VM_FAULT_FALLBACK);
+
+	RSHEAP_CONST(O_CLOEXEC, u32, O_CLOEXEC);
 
 	RSHEAP_CONST(S_IFREG, u32, S_IFREG);
 	RSHEAP_CONST(S_IFBLK, u32, S_IFBLK);
@@ -59,6 +63,7 @@ void rsheap_consts(void)
 	RSHEAP_CONST(EBADF, i32, EBADF);
 	RSHEAP_CONST(ENOMEM, i32, ENOMEM);
 	RSHEAP_CONST(ENOTBLK, i32, ENOTBLK);
+	RSHEAP_CONST(EACCES, i32, EACCES);
 	RSHEAP_CONST(EBUSY, i32, EBUSY);
 	RSHEAP_CONST(EEXIST, i32, EEXIST);
 	RSHEAP_CONST(EISDIR, i32, EISDIR);

@@ -89,6 +89,7 @@ pub(crate) mod code {
         EBADF,
         ENOMEM,
         ENOTBLK,
+        EACCES,
         EBUSY,
         EEXIST,
         EISDIR,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Test-only module, never shipped: lets the emulator suites and benchmarks
- * call dma_buf_vmap(), which user space cannot, on any dma-buf, and read the
+ * call dma_buf_vmap() and map a dma-buf for a device in a direction of their
+ * choosing, which user space cannot, on any dma-buf, and read the
  * memory type of a user mapping, which user space cannot see.
  *
  * Write "<fd> <mode>" to /sys/kernel/debug/rsheap_vmap_probe, then read the
@@ -9,6 +10,10 @@
  *   time   vmap and vunmap once:      "vmap_ns=N vunmap_ns=N"
  *   sum    also add up the mapping's 64-bit words: "... sum=HEX"
  *   twice  vmap twice, compare the addresses, vunmap twice: "... same=0|1"
+ *   to_dev, from_dev, bidir
+ *          attach the probe's own device, map for DMA in that direction
+ *          (DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_BIDIRECTIONAL), unmap and
+ *          detach: "mapped=1", or the map's error as the write's
  *
  * Write "<address>" (in hex, a mapped page of the writer's address space) to
  * /sys/kernel/debug/rsheap_prot_probe, then read from the same open file
@@ -18,10 +23,12 @@
 
 #include <linux/debugfs.h>
 #include <linux/dma-buf.h>
+#include <linux/dma-mapping.h>
 #include <linux/iosys-map.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/platform_device.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -55,6 +62,32 @@ static u64 sum_words(const u64 *words, size_t len)
 			cond_resched();
 	}
 	return sum;
+}
+
+/* The device the DMA modes attach, as an importing driver's would be. */
+static struct platform_device *probe_pdev;
+
+static int dma_probe(struct dma_buf *dmabuf, enum dma_data_direction dir,
+		     struct probe_result *result)
+{
+	struct dma_buf_attachment *attach;
+	struct sg_table *sgt;
+
+	if (!probe_pdev)
+		return -ENODEV;
+	attach = dma_buf_attach(dmabuf, &probe_pdev->dev);
+	if (IS_ERR(attach))
+		return PTR_ERR(attach);
+	sgt = dma_buf_map_attachment_unlocked(attach, dir);
+	if (IS_ERR(sgt)) {
+		dma_buf_detach(dmabuf, attach);
+		return PTR_ERR(sgt);
+	}
+	dma_buf_unmap_attachment_unlocked(attach, sgt, dir);
+	dma_buf_detach(dmabuf, attach);
+	result->len = scnprintf(result->text, sizeof(result->text),
+				"mapped=1\n");
+	return 0;
 }
 
 static int probe(struct dma_buf *dmabuf, const char *mode,
@@ -99,7 +132,8 @@ static ssize_t probe_write(struct file *file, const char __user *ubuf,
 			   size_t count, loff_t *ppos)
 {
 	struct probe_result *result = file->private_data;
-	char buf[32], mode[8];
+	enum dma_data_direction dir = DMA_NONE;
+	char buf[32], mode[9];
 	struct dma_buf *dmabuf;
 	int fd, ret;
 
@@ -108,15 +142,25 @@ static ssize_t probe_write(struct file *file, const char __user *ubuf,
 	if (copy_from_user(buf, ubuf, count))
 		return -EFAULT;
 	buf[count] = '\0';
-	if (sscanf(buf, "%d %7s", &fd, mode) != 2)
+	if (sscanf(buf, "%d %8s", &fd, mode) != 2)
 		return -EINVAL;
-	if (strcmp(mode, "time") && strcmp(mode, "sum") && strcmp(mode, "twice"))
+	if (!strcmp(mode, "to_dev"))
+		dir = DMA_TO_DEVICE;
+	else if (!strcmp(mode, "from_dev"))
+		dir = DMA_FROM_DEVICE;
+	else if (!strcmp(mode, "bidir"))
+		dir = DMA_BIDIRECTIONAL;
+	else if (strcmp(mode, "time") && strcmp(mode, "sum") &&
+		 strcmp(mode, "twice"))
 		return -EINVAL;
 
 	dmabuf = dma_buf_get(fd);
 	if (IS_ERR(dmabuf))
 		return PTR_ERR(dmabuf);
-	ret = probe(dmabuf, mode, result);
+	if (dir != DMA_NONE)
+		ret = dma_probe(dmabuf, dir, result);
+	else
+		ret = probe(dmabuf, mode, result);
 	dma_buf_put(dmabuf);
 	return ret ? ret : count;
 }
@@ -193,6 +237,15 @@ static struct dentry *probe_file, *prot_file;
 
 static int __init probe_init(void)
 {
+	probe_pdev = platform_device_register_simple("rsheap_vmap_probe",
+						     PLATFORM_DEVID_NONE, NULL, 0);
+	if (IS_ERR(probe_pdev)) {
+		probe_pdev = NULL;
+	} else if (dma_coerce_mask_and_coherent(&probe_pdev->dev,
+						DMA_BIT_MASK(64))) {
+		platform_device_unregister(probe_pdev);
+		probe_pdev = NULL;
+	}
 	probe_file = debugfs_create_file("rsheap_vmap_probe", 0600, NULL, NULL,
 					 &probe_fops);
 	prot_file = debugfs_create_file("rsheap_prot_probe", 0600, NULL, NULL,
@@ -204,9 +257,11 @@ static void __exit probe_exit(void)
 {
 	debugfs_remove(prot_file);
 	debugfs_remove(probe_file);
+	if (probe_pdev)
+		platform_device_unregister(probe_pdev);
 }
 
 module_init(probe_init);
 module_exit(probe_exit);
-MODULE_DESCRIPTION("rsheap test probe: dma_buf_vmap and mapping memory types from user space");
+MODULE_DESCRIPTION("rsheap test probe: dma_buf_vmap, DMA mappings and mapping memory types from user space");
 MODULE_LICENSE("GPL");

@@ -33,11 +33,12 @@ const BROKER_SUITES: [&str; 4] = ["broker", "cli", "sdk_broker", SYSTEM_BROKER_S
 const SYSTEM_BROKER_SUITE: &str = "system_broker";
 /// The suites that also run on arm64 with 16 KiB pages: those of the kernel module, and one
 /// with the broker.
-const ARM64_SUITES: [&str; 10] = [
+const ARM64_SUITES: [&str; 11] = [
     "heap",
     "pool",
     "transfer",
     "transfer_faults",
+    "readonly",
     "uncached",
     "vgem",
     "vmap",

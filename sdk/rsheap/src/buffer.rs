@@ -40,6 +40,11 @@ impl Buffer {
         })
     }
 
+    /// Wraps a dma-buf file descriptor whose size is known.
+    pub(crate) fn with_len(fd: OwnedFd, len: usize) -> Self {
+        Self { fd, len }
+    }
+
     /// The size in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -81,11 +86,24 @@ impl Buffer {
     /// 2 MiB: rsheap then maps each 2 MiB chunk with a single page-table entry when it is
     /// first touched.
     pub fn map_range(&self, offset: usize, len: usize) -> Result<Mapping<'_>> {
+        self.map_with(offset, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE)
+    }
+
+    /// Maps the whole buffer readable only: the one mapping a read-only buffer
+    /// ([`Buffer::share_read_only`]) allows.
+    pub fn map_read_only(&self) -> Result<ReadOnlyMapping<'_>> {
+        Ok(ReadOnlyMapping(self.map_with(
+            0,
+            self.len,
+            ProtFlags::PROT_READ,
+        )?))
+    }
+
+    fn map_with(&self, offset: usize, len: usize, prot: ProtFlags) -> Result<Mapping<'_>> {
         let len = NonZeroUsize::new(len)
             .ok_or_else(|| Error::InvalidArgument("zero-length mapping".into()))?;
         let file_offset = i64::try_from(offset)
             .map_err(|_| Error::InvalidArgument("offset out of range".into()))?;
-        let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
         let placement = if len.get() >= HUGE_ALIGN {
             reserve_aligned(len.get(), offset)?
         } else {
@@ -278,6 +296,27 @@ impl Mapping<'_> {
     /// Whether the mapping is empty; mappings never are.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// A CPU mapping of a whole buffer that can only be read, unmapped on drop.
+#[derive(Debug)]
+pub struct ReadOnlyMapping<'a>(Mapping<'a>);
+
+impl ReadOnlyMapping<'_> {
+    /// The mapped bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
+    /// The mapping's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    /// Whether the mapping is empty; mappings never are.
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
     }
 }
 

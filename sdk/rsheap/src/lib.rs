@@ -8,7 +8,8 @@
 //! rules require when devices share the buffer. [`FileIo`] loads file contents into buffers
 //! of rsheap's heaps and stores them back, by direct I/O where the file allows. An
 //! [`Account`] counts the buffers charged to it for as long as they live, which is how the
-//! broker holds quotas.
+//! broker holds quotas. [`Buffer::share_read_only`] makes a read-only export of a buffer, for a
+//! process that may read it and nothing else, as the kernel enforces.
 //!
 //! ```no_run
 //! use rsheap::{Heap, SyncDirection};
@@ -42,6 +43,7 @@ mod buffer;
 mod error;
 mod file_io;
 mod heap;
+mod read_only;
 pub mod uapi;
 
 pub use account::{Account, AccountUsage};
@@ -49,7 +51,7 @@ pub use broker::{
     AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, HeapInfo, Usage,
     CONNECT_TIMEOUT,
 };
-pub use buffer::{page_size, Buffer, CpuAccess, Mapping, SyncDirection};
+pub use buffer::{page_size, Buffer, CpuAccess, Mapping, ReadOnlyMapping, SyncDirection};
 pub use error::{Error, Result};
 pub use file_io::{FileIo, IoPath, Span, Transferred, CONTROL_DEVICE, PROGRESS_STEP};
 pub use heap::{heap_names, Heap, HEAP_DIR};

@@ -167,6 +167,32 @@ ioctl_readwrite!(
     RsheapAccount
 );
 
+/// `struct rsheap_share`: a read-only export to make of a buffer, and its new file descriptor.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RsheapShare {
+    /// `sizeof(struct rsheap_share)` as the caller knows it.
+    pub size: u32,
+    /// A dma-buf of an rsheap heap open for reading, or a read-only export of one.
+    pub buf_fd: i32,
+    /// `O_CLOEXEC` or 0.
+    pub fd_flags: u32,
+    /// Out: the read-only export's new file descriptor.
+    pub ro_fd: i32,
+}
+
+/// `RSHEAP_SHARE_SIZE_VER0`: the size of the first version of [`RsheapShare`].
+pub const RSHEAP_SHARE_SIZE_VER0: u32 = 16;
+
+ioctl_readwrite!(
+    /// `RSHEAP_IOC_SHARE_READONLY`: a new file descriptor of a read-only dma-buf over the same
+    /// pages, which the kernel lets nobody write through.
+    rsheap_ioc_share_readonly,
+    RSHEAP_IOC_MAGIC,
+    0x04,
+    RsheapShare
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,8 +226,12 @@ mod tests {
                 printf("%zu %d ", sizeof(struct rsheap_account), RSHEAP_ACCOUNT_SIZE_VER0);
                 FIELD(rsheap_account, size); FIELD(rsheap_account, flags);
                 FIELD(rsheap_account, buffers); FIELD(rsheap_account, bytes);
-                printf("%lu %lu\n", (unsigned long)RSHEAP_IOC_CHARGE,
+                printf("%lu %lu ", (unsigned long)RSHEAP_IOC_CHARGE,
                        (unsigned long)RSHEAP_IOC_ACCOUNT);
+                printf("%zu %d ", sizeof(struct rsheap_share), RSHEAP_SHARE_SIZE_VER0);
+                FIELD(rsheap_share, size); FIELD(rsheap_share, buf_fd);
+                FIELD(rsheap_share, fd_flags); FIELD(rsheap_share, ro_fd);
+                printf("%lu\n", (unsigned long)RSHEAP_IOC_SHARE_READONLY);
                 return 0;
             }
         "#;
@@ -252,6 +282,13 @@ mod tests {
             offset_of!(RsheapAccount, bytes) as u64,
             nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x02, size_of::<RsheapCharge>()) as u64,
             nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x03, size_of::<RsheapAccount>()) as u64,
+            size_of::<RsheapShare>() as u64,
+            RSHEAP_SHARE_SIZE_VER0.into(),
+            offset_of!(RsheapShare, size) as u64,
+            offset_of!(RsheapShare, buf_fd) as u64,
+            offset_of!(RsheapShare, fd_flags) as u64,
+            offset_of!(RsheapShare, ro_fd) as u64,
+            nix::request_code_readwrite!(RSHEAP_IOC_MAGIC, 0x04, size_of::<RsheapShare>()) as u64,
         ];
         assert_eq!(rust, c, "uapi.rs and rsheap.h disagree");
     }

@@ -340,6 +340,32 @@ pub fn open_control() -> File {
         .unwrap_or_else(|err| panic!("open {}: {err}", rsheap::CONTROL_DEVICE))
 }
 
+/// Issues `RSHEAP_IOC_SHARE_READONLY` with exactly these fields, and owns the new descriptor.
+pub fn raw_share(
+    control: &File,
+    request: &mut rsheap::uapi::RsheapShare,
+) -> Result<OwnedFd, Errno> {
+    // SAFETY: `request` is a valid `struct rsheap_share` for the duration of the call.
+    unsafe { rsheap::uapi::rsheap_ioc_share_readonly(control.as_raw_fd(), request) }?;
+    // SAFETY: On success the kernel installed a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(request.ro_fd) })
+}
+
+/// The kernel's log buffer, as `dmesg` prints it.
+pub fn kernel_log() -> String {
+    const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
+    const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
+    // SAFETY: Asking for the buffer's size passes no memory.
+    let size = unsafe { libc::klogctl(SYSLOG_ACTION_SIZE_BUFFER, std::ptr::null_mut(), 0) };
+    assert!(size > 0, "the kernel log's size");
+    let mut bytes = vec![0u8; size as usize];
+    // SAFETY: `bytes` is valid for `size` bytes of writes.
+    let len = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, bytes.as_mut_ptr().cast(), size) };
+    assert!(len >= 0, "read the kernel log");
+    bytes.truncate(len as usize);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Issues `RSHEAP_IOC_LOAD` (or `RSHEAP_IOC_STORE`) with exactly these fields.
 pub fn raw_transfer(
     control: &File,

@@ -16,9 +16,9 @@ use nix::unistd::{fork, pipe, ForkResult};
 use rsheap::uapi::{RsheapTransfer, RSHEAP_TRANSFER_BUFFERED, RSHEAP_TRANSFER_SIZE_VER0};
 use rsheap::{Buffer, FileIo, Heap, IoPath, Span, SyncDirection, Transferred};
 use rsheap_suites::{
-    dio_alignment, drain_pools, drop_caches, hash, hash_file, heap_stat, kill_and_reap, meminfo,
-    open_control, open_heap, raw_alloc, raw_transfer, request, scratch_path, write_random_file,
-    RSHEAP, RSHEAP_UNCACHED, SYSTEM,
+    dio_alignment, drain_pools, drop_caches, hash, hash_file, heap_stat, kernel_log, kill_and_reap,
+    meminfo, open_control, open_heap, raw_alloc, raw_transfer, request, scratch_path,
+    write_random_file, RSHEAP, RSHEAP_UNCACHED, SYSTEM,
 };
 
 const KIB: u64 = 1 << 10;
@@ -717,7 +717,7 @@ fn bad_ranges_flags_and_sizes_get_a_clear_errno() {
     let null = unsafe { rsheap::uapi::rsheap_ioc_load(control, std::ptr::null_mut()) };
     assert_eq!(null, Err(Errno::EFAULT));
     for code in [
-        nix::request_code_readwrite!(0xB9, 0x04, std::mem::size_of::<RsheapTransfer>()),
+        nix::request_code_readwrite!(0xB9, 0x05, std::mem::size_of::<RsheapTransfer>()),
         nix::request_code_write!(0xB9, 0x00, std::mem::size_of::<RsheapTransfer>()),
         nix::request_code_readwrite!(b'H', 0x00, std::mem::size_of::<RsheapTransfer>()),
     ] {
@@ -957,21 +957,6 @@ fn a_process_killed_mid_load_leaks_nothing() {
         free_after + (64 << 20) >= free_before,
         "MemFree went from {free_before} to {free_after}"
     );
-}
-
-/// The kernel's log buffer, as `dmesg` prints it.
-fn kernel_log() -> String {
-    const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
-    const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
-    // SAFETY: Asking for the buffer's size passes no memory.
-    let size = unsafe { libc::klogctl(SYSLOG_ACTION_SIZE_BUFFER, std::ptr::null_mut(), 0) };
-    assert!(size > 0, "the kernel log's size");
-    let mut bytes = vec![0u8; size as usize];
-    // SAFETY: `bytes` is valid for `size` bytes of writes.
-    let len = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, bytes.as_mut_ptr().cast(), size) };
-    assert!(len >= 0, "read the kernel log");
-    bytes.truncate(len as usize);
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[test]

@@ -51,15 +51,18 @@ fn open_vgem() -> File {
         .expect("open /dev/dri/card0")
 }
 
-fn import(vgem: &File, fd: i32) -> u32 {
+fn try_import(vgem: &File, fd: i32) -> nix::Result<u32> {
     let mut prime = DrmPrimeHandle {
         fd,
         ..Default::default()
     };
     // SAFETY: A valid `drm_prime_handle` for the duration of the call.
-    unsafe { drm_prime_fd_to_handle(vgem.as_raw_fd(), &mut prime) }
-        .expect("vgem imports the buffer");
-    prime.handle
+    unsafe { drm_prime_fd_to_handle(vgem.as_raw_fd(), &mut prime) }?;
+    Ok(prime.handle)
+}
+
+fn import(vgem: &File, fd: i32) -> u32 {
+    try_import(vgem, fd).expect("vgem imports the buffer")
 }
 
 fn close(vgem: &File, handle: u32) {
@@ -115,6 +118,26 @@ fn buffers_freed_while_imported_stay_alive_until_the_importer_lets_go() {
     drop(buffer);
     // The GEM object holds the dma-buf; releasing it now runs detach and release.
     close(&vgem, handle);
+}
+
+#[test]
+fn an_importer_that_maps_for_writing_cannot_import_a_read_only_export() {
+    let vgem = open_vgem();
+    for heap in [RSHEAP, RSHEAP_UNCACHED] {
+        let buffer = Heap::open(heap)
+            .expect("open heap")
+            .allocate(2 * page_size())
+            .expect("allocate");
+        let shared = buffer.share_read_only().expect("share read-only");
+        // vgem maps what it imports bidirectionally, at once.
+        assert_eq!(
+            try_import(&vgem, shared.as_fd().as_raw_fd()),
+            Err(nix::errno::Errno::EACCES),
+            "{heap}: import of the read-only export"
+        );
+        let handle = import(&vgem, buffer.as_fd().as_raw_fd());
+        close(&vgem, handle);
+    }
 }
 
 /// Counts the DMA API's sync events for vgem's device in the trace (lines like

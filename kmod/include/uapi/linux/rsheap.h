@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
  * rsheap control device: file I/O straight into and out of rsheap buffers,
- * and accounts that count buffers for as long as they live.
+ * accounts that count buffers for as long as they live, and read-only
+ * sharing of a buffer.
  *
  * /dev/rsheap moves bytes between a file and a dma-buf exported by an rsheap
  * heap (/dev/dma_heap/rsheap or /dev/dma_heap/rsheap-uncached), without a CPU
@@ -39,6 +40,7 @@
  *   EBADF    a descriptor is not open; the file is not open for reading
  *            (LOAD) or writing (STORE); the buffer is not open for writing
  *            (LOAD) or reading (STORE)
+ *   EACCES   LOAD into a read-only export (RSHEAP_IOC_SHARE_READONLY)
  *   EINVAL   buf_fd is not a dma-buf; unknown flags; size is smaller than
  *            RSHEAP_TRANSFER_SIZE_VER0; the range lies outside the buffer;
  *            the file is neither a regular file nor a block device; STORE to
@@ -69,6 +71,47 @@
  * charged to it lives.  CHARGE fails as a transfer does for a bad buf_fd
  * (EBADF, EINVAL, EXDEV), and with EBUSY for a buffer charged before; ACCOUNT
  * with EINVAL for flags other than 0.  Both take sizes as the transfers do.
+ *
+ * Read-only sharing.  RSHEAP_IOC_SHARE_READONLY gives a new file descriptor
+ * of a second dma-buf that rsheap exports over the same pages, and that the
+ * kernel lets no one write through: a broker can hand a buffer (model weights
+ * it loaded, say) to a less trusted process, which sees every later write to
+ * the original and can change nothing.  The read-only export holds a
+ * reference on the dma-buf it was made from, dropped at its own release, so
+ * the memory lives until the original's last file descriptor, mapping and
+ * attachment and every read-only export's are gone; it stays charged to the
+ * account the original is charged to, if any.  The new file is open
+ * O_RDONLY (O_CLOEXEC as @fd_flags says), and reopening it through
+ * /proc/<pid>/fd fails as for any dma-buf (ENXIO).  What it allows:
+ *
+ *   mmap      PROT_READ, MAP_SHARED.  A writable mapping fails with EACCES,
+ *             and a mapping never becomes writable (mprotect fails with
+ *             EACCES): rsheap refuses VM_WRITE and clears VM_MAYWRITE itself,
+ *             whatever file the mapping was made through, so a driver that
+ *             maps the dma-buf for its own file cannot make it writable
+ *             either.  MAP_PRIVATE fails with EINVAL, as for any rsheap
+ *             buffer (EACCES if also PROT_WRITE).
+ *   devices   map_dma_buf only for DMA_TO_DEVICE, device reads; any other
+ *             direction fails with EACCES.  An importer that maps
+ *             bidirectionally, as most GPU drivers do at import, cannot
+ *             import it.
+ *   kernel    vmap works and gives a writable kernel mapping: kernel
+ *             importers are trusted, as they can reach the pages anyway.
+ *   sync      DMA_BUF_IOCTL_SYNC works in every direction; with no way to
+ *             write, a write bracket only costs its cache maintenance.
+ *   fences    The export has a reservation object of its own: fences on the
+ *             original are not seen through it, and fences added to it
+ *             (DMA_BUF_IOCTL_IMPORT_SYNC_FILE) hold up nobody else.
+ *   control   LOAD into it fails with EACCES.  STORE from it works (it only
+ *             reads the buffer).  CHARGE fails with EINVAL: charge the
+ *             original instead.  SHARE_READONLY of it gives another read-only
+ *             export of the same pages.
+ *
+ * SHARE_READONLY errors: EBADF if buf_fd is not open, or not open for
+ * reading; EINVAL if it is not a dma-buf, for fd_flags other than O_CLOEXEC,
+ * and for a size smaller than RSHEAP_SHARE_SIZE_VER0; EXDEV for a dma-buf of
+ * another exporter; E2BIG as for the other requests; EMFILE with no free
+ * file descriptor; ENOMEM.
  *
  * Signals.  A fatal signal stops a transfer between its steps, which are
  * sized to take about 100 ms each (16 MiB to 1 GiB), once the running step
@@ -143,6 +186,23 @@ struct rsheap_account {
 
 #define RSHEAP_ACCOUNT_SIZE_VER0	24
 
+/**
+ * struct rsheap_share - a read-only export to make of a buffer
+ * @size:		in: sizeof(struct rsheap_share) as the caller knows it
+ * @buf_fd:		in: a dma-buf of an rsheap heap, open for reading, or a
+ *			read-only export of one
+ * @fd_flags:		in: O_CLOEXEC or 0
+ * @ro_fd:		out: the read-only export's new file descriptor
+ */
+struct rsheap_share {
+	__u32 size;
+	__s32 buf_fd;
+	__u32 fd_flags;
+	__s32 ro_fd;
+};
+
+#define RSHEAP_SHARE_SIZE_VER0		16
+
 #define RSHEAP_IOC_MAGIC		0xB9
 
 /*
@@ -153,5 +213,6 @@ struct rsheap_account {
 #define RSHEAP_IOC_STORE	_IOWR(RSHEAP_IOC_MAGIC, 0x01, struct rsheap_transfer)
 #define RSHEAP_IOC_CHARGE	_IOWR(RSHEAP_IOC_MAGIC, 0x02, struct rsheap_charge)
 #define RSHEAP_IOC_ACCOUNT	_IOWR(RSHEAP_IOC_MAGIC, 0x03, struct rsheap_account)
+#define RSHEAP_IOC_SHARE_READONLY	_IOWR(RSHEAP_IOC_MAGIC, 0x04, struct rsheap_share)
 
 #endif /* _UAPI_LINUX_RSHEAP_H */
