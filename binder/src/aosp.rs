@@ -6,8 +6,11 @@ use std::os::fd::OwnedFd;
 use binder::binder_impl::{Binder, IBinderInternal, Stability};
 use binder::{BinderFeatures, ExceptionCode, IBinder as _, ProcessState, StatusCode, ThreadState};
 use vendor_rsheap::aidl::vendor::rsheap::{
+    IAllocationCallback::{BnAllocationCallback, IAllocationCallback},
     IHeapBroker::{BnHeapBroker, IHeapBroker},
+    IHeapSession::{BnHeapSession, IHeapSession},
     ILoadCallback::{BnLoadCallback, ILoadCallback},
+    ILoadObserver::{BnLoadObserver, ILoadObserver},
 };
 
 pub use binder::{Interface, ParcelFileDescriptor, SpIBinder, Status, Strong};
@@ -27,6 +30,30 @@ where
     T: IHeapBroker + Sync + 'static,
 {
     BnHeapBroker::new_binder(service, BinderFeatures::default())
+}
+
+/// The native object of a session.
+pub fn new_session_binder<T>(session: T) -> Strong<dyn IHeapSession>
+where
+    T: IHeapSession + Sync + 'static,
+{
+    BnHeapSession::new_binder(session, BinderFeatures::default())
+}
+
+/// The native object of a session's load observer.
+pub fn new_load_observer<T>(observer: T) -> Strong<dyn ILoadObserver>
+where
+    T: ILoadObserver + Sync + 'static,
+{
+    BnLoadObserver::new_binder(observer, BinderFeatures::default())
+}
+
+/// The native object of an asynchronous allocation's callback.
+pub fn new_allocation_callback<T>(callback: T) -> Strong<dyn IAllocationCallback>
+where
+    T: IAllocationCallback + Sync + 'static,
+{
+    BnAllocationCallback::new_binder(callback, BinderFeatures::default())
 }
 
 /// The native object of a load callback.

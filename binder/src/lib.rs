@@ -4,7 +4,7 @@
 //! With cargo, rsheap speaks binder through rsbinder, which runs on any Linux kernel with
 //! binderfs. In an Android tree, Soong builds the same service and SDK sources against AOSP's
 //! `binder` crate (`libbinder_rs`) and the code `aidl_interface` generates
-//! (`vendor.rsheap-V1-rust`), passing `--cfg aosp_binder` to this crate only.
+//! (`vendor.rsheap-V2-rust`), passing `--cfg aosp_binder` to this crate only.
 //!
 //! The two agree on the generated code: the module paths (`vendor_rsheap::aidl::...`), the
 //! trait and method names, parcelables and enums. They differ in the runtime around it: how a
@@ -14,7 +14,8 @@
 //!
 //! - types: [`SpIBinder`], [`Strong`], [`Status`], [`Result`], [`ParcelFileDescriptor`] and
 //!   the [`Interface`] trait;
-//! - native objects: [`new_broker_binder`], [`new_load_callback`], [`client_token`];
+//! - native objects: [`new_broker_binder`], [`new_session_binder`], [`new_load_callback`],
+//!   [`new_load_observer`], [`new_allocation_callback`], [`client_token`];
 //! - serving and finding: [`serve`], [`init_client`], [`check_broker`];
 //! - calls: [`calling_uid`], [`calling_pid`], [`is_remote`], [`link_to_death`] and
 //!   [`DeathLink`], [`dump`];

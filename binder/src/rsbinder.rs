@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use rsbinder::{hub, ExceptionCode, ProcessState, StatusCode, WIBinder};
 use vendor_rsheap::aidl::vendor::rsheap::{
+    IAllocationCallback::{BnAllocationCallback, IAllocationCallback},
     IHeapBroker::{BnHeapBroker, IHeapBroker},
+    IHeapSession::{BnHeapSession, IHeapSession},
     ILoadCallback::{BnLoadCallback, ILoadCallback},
+    ILoadObserver::{BnLoadObserver, ILoadObserver},
 };
 
 pub use rsbinder::{Interface, ParcelFileDescriptor, Status, Strong};
@@ -29,6 +32,30 @@ where
     T: IHeapBroker + Sync + 'static,
 {
     BnHeapBroker::new_binder(service)
+}
+
+/// The native object of a session.
+pub fn new_session_binder<T>(session: T) -> Strong<dyn IHeapSession>
+where
+    T: IHeapSession + Sync + 'static,
+{
+    BnHeapSession::new_binder(session)
+}
+
+/// The native object of a session's load observer.
+pub fn new_load_observer<T>(observer: T) -> Strong<dyn ILoadObserver>
+where
+    T: ILoadObserver + Sync + 'static,
+{
+    BnLoadObserver::new_binder(observer)
+}
+
+/// The native object of an asynchronous allocation's callback.
+pub fn new_allocation_callback<T>(callback: T) -> Strong<dyn IAllocationCallback>
+where
+    T: IAllocationCallback + Sync + 'static,
+{
+    BnAllocationCallback::new_binder(callback)
 }
 
 /// The native object of a load callback.

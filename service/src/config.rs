@@ -78,7 +78,23 @@ pub struct Limits {
     pub loads_per_client: usize,
     /// Synchronous loads that may wait at once (each holds a binder thread).
     pub sync_loads: usize,
+    /// Sessions one uid may hold open at once, version 1 client tokens included.
+    pub sessions_per_uid: usize,
+    /// Threads running large allocations.
+    pub allocation_workers: usize,
+    /// Allocations queued for those threads at once, synchronous and asynchronous.
+    pub queued_allocations: usize,
+    /// Synchronous large allocations that may wait at once (each holds a binder thread).
+    pub sync_allocations: usize,
 }
+
+/// Binder threads rsheapd serves with.
+pub const BINDER_THREADS: usize = 16;
+/// Binder threads that never wait for a load or a large allocation, so small calls are
+/// always answered.
+pub const FREE_BINDER_THREADS: usize = 4;
+/// Binder threads that may wait for loads and large allocations together.
+pub const WAITING_BINDER_THREADS: usize = BINDER_THREADS - FREE_BINDER_THREADS;
 
 /// A checked configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,6 +178,10 @@ impl Config {
             ("limits.load_workers", limits.load_workers, 64),
             ("limits.loads_per_client", limits.loads_per_client, 4096),
             ("limits.sync_loads", limits.sync_loads, 64),
+            ("limits.sessions_per_uid", limits.sessions_per_uid, 1024),
+            ("limits.allocation_workers", limits.allocation_workers, 16),
+            ("limits.queued_allocations", limits.queued_allocations, 4096),
+            ("limits.sync_allocations", limits.sync_allocations, 64),
         ] {
             if value == 0 || value > most {
                 return Err(invalid(
@@ -169,6 +189,16 @@ impl Config {
                     format!("{value} is not within 1..={most}"),
                 ));
             }
+        }
+        let waiting = limits.sync_loads.saturating_add(limits.sync_allocations);
+        if waiting > WAITING_BINDER_THREADS {
+            return Err(invalid(
+                "limits.sync_loads".into(),
+                format!(
+                    "sync_loads + sync_allocations is {waiting}, but only \
+                     {WAITING_BINDER_THREADS} of the {BINDER_THREADS} binder threads may wait"
+                ),
+            ));
         }
         Ok(Self {
             heaps,
@@ -179,6 +209,10 @@ impl Config {
                 load_workers: limits.load_workers,
                 loads_per_client: limits.loads_per_client,
                 sync_loads: limits.sync_loads,
+                sessions_per_uid: limits.sessions_per_uid,
+                allocation_workers: limits.allocation_workers,
+                queued_allocations: limits.queued_allocations,
+                sync_allocations: limits.sync_allocations,
             },
         })
     }
@@ -279,6 +313,28 @@ struct LimitsSection {
     load_workers: usize,
     loads_per_client: usize,
     sync_loads: usize,
+    #[serde(default = "default_sessions_per_uid")]
+    sessions_per_uid: usize,
+    #[serde(default = "default_allocation_workers")]
+    allocation_workers: usize,
+    #[serde(default = "default_queued_allocations")]
+    queued_allocations: usize,
+    #[serde(default = "default_sync_allocations")]
+    sync_allocations: usize,
+}
+
+// Defaults for the limits a version 1 configuration file lacks.
+fn default_sessions_per_uid() -> usize {
+    32
+}
+fn default_allocation_workers() -> usize {
+    2
+}
+fn default_queued_allocations() -> usize {
+    64
+}
+fn default_sync_allocations() -> usize {
+    4
 }
 
 #[cfg(test)]
@@ -317,6 +373,26 @@ mod tests {
 
     /// Each mistake is refused with the key it concerns.
     #[test]
+    fn a_version_1_file_gets_the_default_session_and_allocation_limits() {
+        let old: String = SHIPPED
+            .lines()
+            .filter(|line| {
+                ![
+                    "sessions_per_uid",
+                    "allocation_workers",
+                    "queued_allocations",
+                    "sync_allocations",
+                ]
+                .iter()
+                .any(|key| line.starts_with(key))
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let limits = Config::parse(&old).expect("a version 1 file").limits;
+        assert_eq!(limits, Config::parse(SHIPPED).expect("shipped").limits);
+    }
+
+    #[test]
     fn mistakes_name_their_key() {
         let cases = [
             (SHIPPED.replace("[usage.scratch]", "[usage.bogus]"), "usage.bogus"),
@@ -330,6 +406,11 @@ mod tests {
             (format!("{SHIPPED}\n[quota.uid.camera]\nmib = 1\nbuffers = 1\n"), "quota.uid.camera"),
             (SHIPPED.replace("load_workers = 2", "load_workers = 0"), "limits.load_workers"),
             (SHIPPED.replace("sync_loads = 8", "sync_loads = 1000"), "limits.sync_loads"),
+            // More waiting loads and allocations than binder threads can spare.
+            (SHIPPED.replace("sync_loads = 8", "sync_loads = 9"), "limits.sync_loads"),
+            (SHIPPED.replace("sync_allocations = 4", "sync_allocations = 13"), "limits.sync_loads"),
+            (SHIPPED.replace("sessions_per_uid = 32", "sessions_per_uid = 0"), "limits.sessions_per_uid"),
+            (SHIPPED.replace("allocation_workers = 2", "allocation_workers = 17"), "limits.allocation_workers"),
             (SHIPPED.replace("max_buffer_mib = 4096", "max_buffer_mib = 0"), "limits.max_buffer_mib"),
             (
                 SHIPPED.replace(

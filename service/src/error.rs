@@ -41,15 +41,17 @@ impl BrokerError {
         )
     }
 
-    /// A load stopped because its buffer was freed or its client died.
+    /// A load stopped by `cancelLoads`, by freeing its buffer or by the end of its session.
     pub fn cancelled(id: i64) -> Self {
-        Self {
-            errno: Errno::ECANCELED,
-            ..Self::new(
-                BrokerErrorCode::NotFound,
-                format!("buffer {id} was freed during the load"),
-            )
-        }
+        Self::new(
+            BrokerErrorCode::Cancelled,
+            format!("the load into buffer {id} was cancelled: by cancelLoads, free or the session's end"),
+        )
+    }
+
+    /// A call on a session that has ended.
+    pub fn closed() -> Self {
+        Self::new(BrokerErrorCode::SessionClosed, "the session has ended")
     }
 
     /// A failure of the kernel, classified by its errno.

@@ -20,9 +20,9 @@ use log::{error, info};
 use nix::errno::Errno;
 use rsheap::{FileIo, IoPath, Span, SyncDirection};
 
-use crate::broker::ClientId;
 use crate::config::Limits;
 use crate::error::{BrokerError, BrokerErrorCode, Result};
+use crate::session::SessionId as ClientId;
 use crate::sync::lock;
 
 /// How long one chunk of a load should take, in milliseconds.
@@ -40,8 +40,9 @@ const MAX_CHUNK: u64 = 1 << 30;
 pub trait LoadObserver: Send {
     /// `done` of `total` bytes are loaded.
     fn progress(&self, buffer_id: i64, done: u64, total: u64);
-    /// The load ended with the bytes loaded, or why it failed.
-    fn complete(&self, buffer_id: i64, result: &Result<u64>);
+    /// The load ended with the bytes loaded, or why it failed; `loaded` bytes arrived
+    /// either way.
+    fn complete(&self, buffer_id: i64, result: &Result<u64>, loaded: u64);
 }
 
 /// What a load moves: a checked range of a file and of a buffer.
@@ -259,8 +260,13 @@ impl Loader {
         }
         for queued in dropped {
             let id = queued.job.buffer_id;
-            reply(queued.reply, id, Err(BrokerError::cancelled(id)));
+            reply(queued.reply, id, Err(BrokerError::cancelled(id)), 0);
         }
+    }
+
+    /// Whether loads go direct: the control device is open, or opens now.
+    pub fn direct(&self) -> bool {
+        self.shared.control().is_some()
     }
 
     /// Loads queued and running, for the dump.
@@ -296,7 +302,8 @@ fn worker(shared: &Shared) {
             Reply::Notify(observer) => Some(observer.as_ref()),
             Reply::Wait(_) => None,
         };
-        let result = run(shared, &job, &cancelled, observer);
+        let mut loaded = 0;
+        let result = run(shared, &job, &cancelled, observer, &mut loaded);
         if let Err(err) = &result {
             if err.errno != Errno::ECANCELED {
                 error!("load into buffer {}: {err}", job.buffer_id);
@@ -309,47 +316,48 @@ fn worker(shared: &Shared) {
                 .retain(|running| !Arc::ptr_eq(&running.cancelled, &cancelled));
             queue.finished(job.client);
         }
-        reply(how, job.buffer_id, result);
+        reply(how, job.buffer_id, result, loaded);
     }
 }
 
-fn reply(how: Reply, buffer_id: i64, result: Result<u64>) {
+fn reply(how: Reply, buffer_id: i64, result: Result<u64>, loaded: u64) {
     match how {
         // The caller may have gone; nobody is left to tell.
         Reply::Wait(sender) => drop(sender.send(result)),
-        Reply::Notify(observer) => observer.complete(buffer_id, &result),
+        Reply::Notify(observer) => observer.complete(buffer_id, &result, loaded),
     }
 }
 
-/// Moves `job` chunk by chunk; returns the bytes loaded.
+/// Moves `job` chunk by chunk; returns the bytes loaded, and counts them in `done` as they
+/// arrive.
 fn run(
     shared: &Shared,
     job: &LoadJob,
     cancelled: &AtomicBool,
     observer: Option<&dyn LoadObserver>,
+    done: &mut u64,
 ) -> Result<u64> {
-    let mut done = 0;
     let mut chunk = FIRST_CHUNK;
-    while done < job.len {
+    while *done < job.len {
         if cancelled.load(Ordering::Relaxed) {
             return Err(BrokerError::cancelled(job.buffer_id));
         }
         // `load_job` checked both ranges: they end within a buffer and below `i64::MAX`.
-        let len = chunk.min(job.len.saturating_sub(done));
+        let len = chunk.min(job.len.saturating_sub(*done));
         let span = Span {
-            file_offset: job.file_offset.saturating_add(done),
-            buffer_offset: job.buffer_offset.saturating_add(done),
+            file_offset: job.file_offset.saturating_add(*done),
+            buffer_offset: job.buffer_offset.saturating_add(*done),
             len,
         };
         let start = Instant::now();
         let moved = load_chunk(shared.control().as_deref(), job, span)?;
         let took = start.elapsed();
-        done = done.saturating_add(moved);
+        *done = done.saturating_add(moved);
         if moved < len {
             break;
         }
         if let Some(observer) = observer {
-            observer.progress(job.buffer_id, done, job.expected.max(done));
+            observer.progress(job.buffer_id, *done, job.expected.max(*done));
         }
         if took < CHUNK_FAST {
             chunk = chunk.saturating_mul(2).min(MAX_CHUNK);
@@ -357,7 +365,7 @@ fn run(
             chunk = (chunk / 2).max(FIRST_CHUNK);
         }
     }
-    Ok(done)
+    Ok(*done)
 }
 
 /// Loads one chunk: by the LOAD ioctl, or through a mapping for buffers it does not take.

@@ -19,14 +19,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use log::{error, info};
 use rsheap_binder::{Interface as _, BROKER_INSTANCE};
+use rsheap_broker::config::BINDER_THREADS;
 use rsheap_broker::{Broker, Config, HeapBrokerService};
-
-/// Binder threads: loads wait on at most `limits.sync_loads` of them, the rest keep serving.
-const BINDER_THREADS: u32 = 16;
 
 fn main() -> ExitCode {
     init_logging();
@@ -44,13 +41,15 @@ fn run() -> Result<(), String> {
     let path = config_path()?;
     raise_fd_limit();
     let config = Config::load(&path).map_err(|err| format!("{}: {err}", path.display()))?;
-    let broker = Broker::new(config).map_err(|err| format!("cannot start load workers: {err}"))?;
-    let service = HeapBrokerService::new(Arc::new(broker)).into_binder();
+    let broker = Broker::new(config).map_err(|err| format!("cannot start workers: {err}"))?;
+    let service = HeapBrokerService::new(broker).into_binder();
     info!(
         "registering {BROKER_INSTANCE}, configured by {}",
         path.display()
     );
-    rsheap_binder::serve(BROKER_INSTANCE, service.as_binder(), BINDER_THREADS)
+    // Loads and large allocations wait on at most `config::WAITING_BINDER_THREADS` of these.
+    let threads = u32::try_from(BINDER_THREADS).unwrap_or(u32::MAX);
+    rsheap_binder::serve(BROKER_INSTANCE, service.as_binder(), threads)
 }
 
 /// Raises the soft limit on file descriptors to the hard one (the `.rc` file sets both): the

@@ -1,62 +1,54 @@
-//! `IHeapBroker` over binder: turns calls into [`Broker`] calls and back.
+//! `IHeapBroker` over binder: opens sessions, and serves version 1's token calls.
 //!
-//! This is the only module that knows binder. It identifies clients (the token binder they
-//! pass, together with the kernel-vouched calling uid), links to each token's death to free
-//! what the client held, converts AIDL parcelables to the broker's types, and turns
-//! [`BrokerError`]s into service-specific errors with their messages.
+//! This module and [`crate::session_service`] are the only ones that know binder. They
+//! identify callers (the kernel-vouched calling uid and pid), link to each client token's
+//! death to end its session, convert AIDL parcelables to the broker's types (in
+//! [`crate::convert`]), and turn [`BrokerError`]s into service-specific errors with their
+//! messages.
+//!
+//! A version 1 client names itself by a token binder on every call; each token of a uid is
+//! one implicit session. They are found in the caller's uid's short list, bounded by
+//! `limits.sessions_per_uid`, so no call looks through another uid's clients.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use log::warn;
 use rsheap_binder::{
-    calling_pid, calling_uid, is_remote, link_to_death, service_error, DeathLink, Dump,
-    ParcelFileDescriptor, Result as BinderResult, SpIBinder, Status, Strong,
+    calling_pid, calling_uid, is_remote, link_to_death, DeathLink, Dump, Result as BinderResult,
+    SpIBinder, Strong,
 };
 use vendor_rsheap::aidl::vendor::rsheap::{
     AllocationRequest::AllocationRequest, Buffer::Buffer, BufferInfo::BufferInfo,
     FileSegment::FileSegment, HeapInfo::HeapInfo, IHeapBroker::IHeapBroker,
-    ILoadCallback::ILoadCallback, Usage::Usage,
+    IHeapSession::IHeapSession, ILoadCallback::ILoadCallback,
 };
 
-use crate::broker::{Allocated, AllocationSpec, Broker, BufferDesc, ClientId, SegmentSpec};
+use crate::broker::Broker;
+use crate::convert::{self, clamp, status, status_v1, CallbackObserver};
 use crate::error::{BrokerError, Result};
-use crate::loader::LoadObserver;
+use crate::session::Session;
+use crate::session_service::SessionService;
 use crate::sync::lock;
-use crate::usage::BufferUsage;
 
 /// Uids allowed to read the dump: root, system and shell, as `dumpsys` callers are.
 const DUMP_UIDS: [u32; 3] = [0, 1000, 2000];
 
-/// A client's token, linked to its death.
-struct ClientLink {
+/// A version 1 client: its token, its session, and the link that ends the session when the
+/// token dies.
+struct TokenSession {
     token: SpIBinder,
-    uid: u32,
-    id: ClientId,
-    /// Frees the client's buffers when its token dies; dropping it cancels that.
+    session: Arc<Session>,
+    /// Dropping it cancels the death notice.
     _death: DeathLink,
 }
 
-/// What a client's death does: forget its link and free what it held.
-fn client_died(id: ClientId, broker: &Weak<Broker>, links: &Weak<Mutex<Vec<ClientLink>>>) {
-    if let Some(links) = links.upgrade() {
-        // The link is dropped outside the lock: dropping it unlinks from the binder.
-        let gone: Vec<ClientLink> = {
-            let mut links = lock(&links);
-            let (gone, kept) = links.drain(..).partition(|link| link.id == id);
-            *links = kept;
-            gone
-        };
-        drop(gone);
-    }
-    if let Some(broker) = broker.upgrade() {
-        broker.remove_client(id);
-    }
-}
+/// Version 1 clients, by uid.
+type TokenSessions = Mutex<HashMap<u32, Vec<TokenSession>>>;
 
 /// The `IHeapBroker` binder object.
 pub struct HeapBrokerService {
     broker: Arc<Broker>,
-    links: Arc<Mutex<Vec<ClientLink>>>,
+    tokens: Arc<TokenSessions>,
 }
 
 impl HeapBrokerService {
@@ -64,7 +56,7 @@ impl HeapBrokerService {
     pub fn new(broker: Arc<Broker>) -> Self {
         Self {
             broker,
-            links: Arc::new(Mutex::new(Vec::new())),
+            tokens: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -73,154 +65,96 @@ impl HeapBrokerService {
         rsheap_binder::new_broker_binder(self)
     }
 
-    /// The client the caller is with `token`, registered and linked on first sight.
-    fn client(&self, token: &SpIBinder) -> Result<ClientId> {
+    /// The session of the version 1 client the caller is with `token`, opened and linked to
+    /// the token's death on first sight.
+    fn token_session(&self, token: &SpIBinder) -> Result<Arc<Session>> {
         let uid = calling_uid();
-        if let Some(id) = self.find(token, uid) {
-            return Ok(id);
+        if let Some(session) = self.find(uid, token) {
+            return Ok(session);
         }
         if !is_remote(token) {
             return Err(BrokerError::invalid(
                 "the client token must be a binder of the caller",
             ));
         }
-        let id = self.broker.add_client(uid, calling_pid());
-        let (broker, links) = (Arc::downgrade(&self.broker), Arc::downgrade(&self.links));
-        let death = match link_to_death(token, move || client_died(id, &broker, &links)) {
+        let session = self.broker.open_session(uid, calling_pid())?;
+        let (broker, tokens, weak) = (
+            Arc::downgrade(&self.broker),
+            Arc::downgrade(&self.tokens),
+            Arc::downgrade(&session),
+        );
+        let death = link_to_death(token, move || token_died(uid, &weak, &broker, &tokens));
+        let death = match death {
             Ok(death) => death,
             Err(err) => {
-                self.broker.remove_client(id);
+                self.broker.close_session(&session);
                 return Err(BrokerError::invalid(format!(
                     "cannot watch the client token: {err}"
                 )));
             }
         };
-        let mut links = lock(&self.links);
+        let mut tokens = lock(&self.tokens);
+        let list = tokens.entry(uid).or_default();
         // Another call with the same token may have got there first.
-        if let Some(link) = links.iter().find(|l| l.token == *token && l.uid == uid) {
-            let winner = link.id;
-            drop(links);
+        if let Some(winner) = list.iter().find(|t| t.token == *token) {
+            let winner = winner.session.clone();
+            drop(tokens);
             drop(death);
-            self.broker.remove_client(id);
+            self.broker.close_session(&session);
             return Ok(winner);
         }
-        links.push(ClientLink {
+        list.push(TokenSession {
             token: token.clone(),
-            uid,
-            id,
+            session: session.clone(),
             _death: death,
         });
-        Ok(id)
+        Ok(session)
     }
 
-    fn find(&self, token: &SpIBinder, uid: u32) -> Option<ClientId> {
-        lock(&self.links)
+    fn find(&self, uid: u32, token: &SpIBinder) -> Option<Arc<Session>> {
+        lock(&self.tokens)
+            .get(&uid)?
             .iter()
-            .find(|link| link.token == *token && link.uid == uid)
-            .map(|link| link.id)
+            .find(|t| t.token == *token)
+            .map(|t| t.session.clone())
     }
 }
 
-/// Runs a call, turning broker errors into binder statuses. A panic aborts the broker, as on
-/// a device (`panic = "abort"`); the crate's lints keep input from reaching one.
-fn serve<T>(call: impl FnOnce() -> Result<T>) -> BinderResult<T> {
-    call().map_err(|err| status(&err))
-}
-
-fn status(err: &BrokerError) -> Status {
-    service_error(err.kind.code(), &err.message)
-}
-
-fn usage_from_aidl(usage: Usage) -> Result<BufferUsage> {
-    match usage {
-        Usage::CAMERA_FRAME => Ok(BufferUsage::CameraFrame),
-        Usage::MODEL_WEIGHTS => Ok(BufferUsage::ModelWeights),
-        Usage::MODEL_EXECUTABLE => Ok(BufferUsage::ModelExecutable),
-        Usage::SCRATCH => Ok(BufferUsage::Scratch),
-        other => Err(BrokerError::invalid(format!("unknown usage {}", other.0))),
-    }
-}
-
-fn usage_to_aidl(usage: BufferUsage) -> Usage {
-    match usage {
-        BufferUsage::CameraFrame => Usage::CAMERA_FRAME,
-        BufferUsage::ModelWeights => Usage::MODEL_WEIGHTS,
-        BufferUsage::ModelExecutable => Usage::MODEL_EXECUTABLE,
-        BufferUsage::Scratch => Usage::SCRATCH,
-    }
-}
-
-fn spec(request: &AllocationRequest) -> Result<AllocationSpec> {
-    Ok(AllocationSpec {
-        size: request.size,
-        usage: usage_from_aidl(request.usage)?,
-        heap: request.heap.clone(),
-        cached: request.cached,
-        debug_name: request.debugName.clone(),
-    })
-}
-
-fn info(desc: BufferDesc) -> BufferInfo {
-    BufferInfo {
-        id: desc.id,
-        size: i64::try_from(desc.size).unwrap_or(i64::MAX),
-        heap: desc.heap,
-        usage: usage_to_aidl(desc.usage),
-        cached: desc.cached,
-        name: desc.name,
-        debugName: desc.debug_name,
-    }
-}
-
-fn buffer(allocated: Allocated) -> Buffer {
-    Buffer {
-        info: info(allocated.desc),
-        fd: Some(ParcelFileDescriptor::new(allocated.fd)),
-    }
-}
-
-fn segment(segment: &FileSegment) -> Result<SegmentSpec> {
-    let file = segment
-        .file
-        .as_ref()
-        .ok_or_else(|| BrokerError::invalid("the segment has no file"))?;
-    let file = rsheap_binder::dup_fd(file)
-        .map_err(|err| BrokerError::invalid(format!("cannot duplicate the file: {err}")))?;
-    Ok(SegmentSpec {
-        file,
-        file_offset: segment.fileOffset,
-        length: segment.length,
-        buffer_offset: segment.bufferOffset,
-    })
-}
-
-/// Reports an asynchronous load to the client's callback.
-struct CallbackObserver(Strong<dyn ILoadCallback>);
-
-impl LoadObserver for CallbackObserver {
-    fn progress(&self, buffer_id: i64, done: u64, total: u64) {
-        let (done, total) = (clamp(done), clamp(total));
-        if let Err(err) = self.0.onProgress(buffer_id, done, total) {
-            warn!("load progress for buffer {buffer_id} not delivered: {err:?}");
-        }
-    }
-
-    fn complete(&self, buffer_id: i64, result: &Result<u64>) {
-        let delivered = match result {
-            Ok(bytes) => self.0.onComplete(buffer_id, clamp(*bytes), 0, None),
-            Err(err) => {
-                self.0
-                    .onComplete(buffer_id, 0, err.errno as i32, Some(err.message.as_str()))
+/// What a version 1 client's death does: forget its token and end its session.
+fn token_died(
+    uid: u32,
+    session: &Weak<Session>,
+    broker: &Weak<Broker>,
+    tokens: &Weak<TokenSessions>,
+) {
+    let (Some(session), Some(broker)) = (session.upgrade(), broker.upgrade()) else {
+        return;
+    };
+    if let Some(tokens) = tokens.upgrade() {
+        // The entry is dropped outside the lock: dropping its link unlinks from the binder.
+        let gone: Vec<TokenSession> = {
+            let mut tokens = lock(&tokens);
+            let Some(list) = tokens.get_mut(&uid) else {
+                return;
+            };
+            let (gone, kept) = list
+                .drain(..)
+                .partition(|t| Arc::ptr_eq(&t.session, &session));
+            *list = kept;
+            if list.is_empty() {
+                tokens.remove(&uid);
             }
+            gone
         };
-        if let Err(err) = delivered {
-            warn!("load completion for buffer {buffer_id} not delivered: {err:?}");
-        }
+        drop(gone);
     }
+    broker.close_later(&session);
 }
 
-fn clamp(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+/// Runs a version 1 call, with version 1's error codes. A panic aborts the broker, as on a
+/// device (`panic = "abort"`); the crate's lints keep input from reaching one.
+fn serve_v1<T>(call: impl FnOnce() -> Result<T>) -> BinderResult<T> {
+    call().map_err(|err| status_v1(&err))
 }
 
 impl Dump for HeapBrokerService {
@@ -238,28 +172,28 @@ rsheap_binder::impl_interface_with_dump!(HeapBrokerService);
 
 impl IHeapBroker for HeapBrokerService {
     fn r#getHeaps(&self) -> BinderResult<Vec<HeapInfo>> {
-        serve(|| {
-            Ok(self
-                .broker
-                .heaps()
-                .into_iter()
-                .map(|heap| HeapInfo {
-                    name: heap.stats.name,
-                    cached: heap.stats.cached,
-                    usages: heap.usages.into_iter().map(usage_to_aidl).collect(),
-                    buffers: i32::try_from(heap.stats.buffers).unwrap_or(i32::MAX),
-                    bytes: clamp(heap.stats.bytes),
-                    allocations: clamp(heap.stats.allocations),
-                    failures: clamp(heap.stats.failures),
-                })
-                .collect())
-        })
+        Ok(self
+            .broker
+            .heaps()
+            .into_iter()
+            .map(convert::heap_info)
+            .collect())
+    }
+
+    fn r#openSession(&self, token: &SpIBinder) -> BinderResult<Strong<dyn IHeapSession>> {
+        SessionService::open(&self.broker, token, calling_uid(), calling_pid())
+            .map_err(|err| status(&err))
     }
 
     fn r#allocate(&self, client: &SpIBinder, request: &AllocationRequest) -> BinderResult<Buffer> {
-        serve(|| {
-            let client = self.client(client)?;
-            self.broker.allocate(client, &spec(request)?).map(buffer)
+        serve_v1(|| {
+            let session = self.token_session(client)?;
+            let mut made = self
+                .broker
+                .allocate_batch(&session, vec![convert::spec(request)?])?;
+            made.pop()
+                .map(convert::buffer)
+                .ok_or_else(|| BrokerError::invalid("no buffer allocated"))
         })
     }
 
@@ -268,11 +202,11 @@ impl IHeapBroker for HeapBrokerService {
         client: &SpIBinder,
         requests: &[AllocationRequest],
     ) -> BinderResult<Vec<Buffer>> {
-        serve(|| {
-            let client = self.client(client)?;
-            let specs = requests.iter().map(spec).collect::<Result<Vec<_>>>()?;
-            let made = self.broker.allocate_batch(client, &specs)?;
-            Ok(made.into_iter().map(buffer).collect())
+        serve_v1(|| {
+            let session = self.token_session(client)?;
+            let requests = requests.iter().map(convert::spec).collect::<Result<_>>()?;
+            let made = self.broker.allocate_batch(&session, requests)?;
+            Ok(made.into_iter().map(convert::buffer).collect())
         })
     }
 
@@ -280,12 +214,12 @@ impl IHeapBroker for HeapBrokerService {
         &self,
         client: &SpIBinder,
         buffer_id: i64,
-        seg: &FileSegment,
+        segment: &FileSegment,
     ) -> BinderResult<i64> {
-        serve(|| {
-            let client = self.client(client)?;
+        serve_v1(|| {
+            let session = self.token_session(client)?;
             self.broker
-                .load(client, buffer_id, segment(seg)?)
+                .load(&session, buffer_id, convert::segment(segment)?)
                 .map(clamp)
         })
     }
@@ -294,28 +228,33 @@ impl IHeapBroker for HeapBrokerService {
         &self,
         client: &SpIBinder,
         buffer_id: i64,
-        seg: &FileSegment,
+        segment: &FileSegment,
         callback: &Strong<dyn ILoadCallback>,
     ) -> BinderResult<()> {
-        serve(|| {
-            let client = self.client(client)?;
+        serve_v1(|| {
+            let session = self.token_session(client)?;
             let observer = Box::new(CallbackObserver(callback.clone()));
             self.broker
-                .load_async(client, buffer_id, segment(seg)?, observer)
+                .load_async(&session, buffer_id, convert::segment(segment)?, observer)
         })
     }
 
     fn r#free(&self, client: &SpIBinder, buffer_id: i64) -> BinderResult<()> {
-        serve(|| {
-            let client = self.client(client)?;
-            self.broker.free(client, buffer_id)
+        serve_v1(|| {
+            let session = self.token_session(client)?;
+            self.broker.free(&session, buffer_id)
         })
     }
 
     fn r#listBuffers(&self, client: &SpIBinder) -> BinderResult<Vec<BufferInfo>> {
-        serve(|| {
-            let client = self.client(client)?;
-            Ok(self.broker.list(client).into_iter().map(info).collect())
+        serve_v1(|| {
+            let session = self.token_session(client)?;
+            Ok(self
+                .broker
+                .list(&session)?
+                .into_iter()
+                .map(convert::info)
+                .collect())
         })
     }
 }

@@ -86,7 +86,7 @@ const IMPORTED_MODULES: &[(&str, &str)] = &[
 const CRATE_MODULES: &[(&str, &str)] = &[
     ("log", "liblog_rust"),
     ("rsbinder", "libbinder_rs"),
-    ("vendor-rsheap-aidl", "vendor.rsheap-V1-rust"),
+    ("vendor-rsheap-aidl", "vendor.rsheap-V2-rust"),
 ];
 
 /// Cargo dependencies that have no module in a platform build: host-only ones.
@@ -968,7 +968,9 @@ fn check_vintf(root: &Path, tree: &Tree) -> Result<()> {
             .any(|hal| {
                 hal.attribute("format") == Some("aidl")
                     && child_text(hal, "name") == [interface.package.as_str()]
-                    && child_text(hal, "version").contains(&interface.version.as_str())
+                    && child_text(hal, "version")
+                        .iter()
+                        .any(|range| version_in_range(&interface.version, range))
                     && hal
                         .children()
                         .filter(|c| c.has_tag_name("interface"))
@@ -984,6 +986,17 @@ fn check_vintf(root: &Path, tree: &Tree) -> Result<()> {
         ));
     }
     ensure_none(problems)
+}
+
+/// Whether `version` is `range`, a VINTF version (`2`) or range of versions (`1-2`).
+fn version_in_range(version: &str, range: &str) -> bool {
+    let (Ok(version), Some((low, high))) = (
+        version.parse::<u32>(),
+        range.split_once('-').or(Some((range, range))),
+    ) else {
+        return false;
+    };
+    matches!((low.parse::<u32>(), high.parse::<u32>()), (Ok(low), Ok(high)) if (low..=high).contains(&version))
 }
 
 /// A `service` section of an init `.rc`: its name, binary and options.
@@ -1405,6 +1418,16 @@ fn check_tests(root: &Path, tree: &Tree) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matrix_versions_may_be_ranges() {
+        assert!(version_in_range("2", "2"));
+        assert!(version_in_range("2", "1-2"));
+        assert!(version_in_range("1", "1-3"));
+        assert!(!version_in_range("3", "1-2"));
+        assert!(!version_in_range("2", "x-2"));
+        assert!(!version_in_range("2", ""));
+    }
 
     #[test]
     fn enums_lower_to_constants_and_their_uses_to_the_backing_type() {

@@ -5,14 +5,17 @@ import vendor.rsheap.Buffer;
 import vendor.rsheap.BufferInfo;
 import vendor.rsheap.FileSegment;
 import vendor.rsheap.HeapInfo;
+import vendor.rsheap.IHeapSession;
 import vendor.rsheap.ILoadCallback;
 
 /**
  * Allocates dma-buf buffers for camera and NPU clients, names and accounts them per client,
  * loads files into them, and frees what a client leaves behind when it dies.
  *
- * Every call that touches buffers takes `client`: a binder object the client creates once
- * and keeps for its lifetime. A client is that binder together with the caller's uid. Its
+ * Since version 2 a client opens an IHeapSession and works through it; the calls below that
+ * take `client` are version 1's and keep working, each `client` token standing for one
+ * implicit session. A version 1 client passes a binder object it creates once and keeps for
+ * its lifetime. A client is that binder together with the caller's uid. Its
  * buffers are invisible to every other client, and when the binder dies the broker frees
  * them and cancels their loads. Freeing drops the broker's reference: a buffer's memory
  * returns once every file descriptor and mapping of it is gone.
@@ -35,6 +38,10 @@ interface IHeapBroker {
     const int ERROR_UNSUPPORTED = 6;
     /** Too many loads are queued or waiting; try again, or load asynchronously. */
     const int ERROR_BUSY = 7;
+    /** The load or allocation was cancelled (since version 2). */
+    const int ERROR_CANCELLED = 8;
+    /** The session has ended (since version 2). */
+    const int ERROR_SESSION_CLOSED = 9;
 
     /** Most requests one allocateBatch() takes. */
     const int MAX_BATCH = 64;
@@ -67,4 +74,12 @@ interface IHeapBroker {
 
     /** The caller's buffers, oldest first. */
     BufferInfo[] listBuffers(in IBinder client);
+
+    /**
+     * Opens a session for the caller (since version 2). `token` is a binder object of the
+     * caller's: when its process dies the session ends. A uid may hold a limited number of
+     * sessions at once (SessionLimits.maxSessions; version 1 tokens count too), and the
+     * next open fails with ERROR_QUOTA_EXCEEDED.
+     */
+    IHeapSession openSession(in IBinder token);
 }

@@ -47,6 +47,8 @@ impl Failure {
             }
             // Binder reports a dead or missing service as DEAD_OBJECT, which is -EPIPE.
             Self::Rsheap(rsheap::Error::Unreachable(_)) => (Errno::EPIPE as i32, 0),
+            // Any other binder failure: the transaction did not complete.
+            Self::Rsheap(rsheap::Error::Transaction(_)) => (Errno::EIO as i32, 0),
             Self::Jni(_) => return None,
         })
     }

@@ -16,8 +16,9 @@ use rsheap_binder::{
     Interface, ParcelFileDescriptor, Result as BinderResult, SpIBinder, Strong, BROKER_INSTANCE,
 };
 use vendor_rsheap::aidl::vendor::rsheap::{
-    AllocationRequest::AllocationRequest, FileSegment::FileSegment, IHeapBroker,
-    IHeapBroker::IHeapBroker as Service, ILoadCallback::ILoadCallback,
+    AllocationRequest::AllocationRequest, BufferRequest::BufferRequest, FileSegment::FileSegment,
+    IHeapBroker, IHeapBroker::IHeapBroker as Service, IHeapSession::IHeapSession,
+    ILoadObserver::ILoadObserver,
 };
 pub use vendor_rsheap::aidl::vendor::rsheap::{
     BufferInfo::BufferInfo, HeapInfo::HeapInfo, Usage::Usage,
@@ -43,8 +44,12 @@ pub enum BrokerErrorCode {
     Io,
     /// The device does not offer what was asked for.
     Unsupported,
-    /// Too many loads are queued or waiting.
+    /// Too many loads or allocations are queued or waiting.
     Busy,
+    /// The load or allocation was cancelled.
+    Cancelled,
+    /// The session has ended.
+    SessionClosed,
     /// A code this client does not know (a newer broker).
     Other(i32),
 }
@@ -59,6 +64,8 @@ impl BrokerErrorCode {
             IHeapBroker::ERROR_IO => Self::Io,
             IHeapBroker::ERROR_UNSUPPORTED => Self::Unsupported,
             IHeapBroker::ERROR_BUSY => Self::Busy,
+            IHeapBroker::ERROR_CANCELLED => Self::Cancelled,
+            IHeapBroker::ERROR_SESSION_CLOSED => Self::SessionClosed,
             other => Self::Other(other),
         }
     }
@@ -73,6 +80,8 @@ impl BrokerErrorCode {
             Self::Io => IHeapBroker::ERROR_IO,
             Self::Unsupported => IHeapBroker::ERROR_UNSUPPORTED,
             Self::Busy => IHeapBroker::ERROR_BUSY,
+            Self::Cancelled => IHeapBroker::ERROR_CANCELLED,
+            Self::SessionClosed => IHeapBroker::ERROR_SESSION_CLOSED,
             Self::Other(code) => code,
         }
     }
@@ -88,6 +97,8 @@ impl BrokerErrorCode {
             Self::Io | Self::Other(_) => Errno::EIO,
             Self::Unsupported => Errno::EOPNOTSUPP,
             Self::Busy => Errno::EBUSY,
+            Self::Cancelled => Errno::ECANCELED,
+            Self::SessionClosed => Errno::EPIPE,
         }
     }
 }
@@ -167,11 +178,39 @@ impl BrokerBuffer {
     }
 }
 
-/// A connection to rsheapd.
+/// A connection to rsheapd: a session, ended when the `Broker` is dropped, which frees every
+/// buffer it still holds.
 pub struct Broker {
-    /// The broker, and how many times it was reconnected to.
-    service: Mutex<(Strong<dyn Service>, u64)>,
+    connection: Mutex<Connection>,
+    /// Ends the session if this process dies.
     token: SpIBinder,
+}
+
+/// The broker, this client's session with it, and how many times it was reconnected to.
+#[derive(Clone)]
+struct Connection {
+    service: Strong<dyn Service>,
+    session: Strong<dyn IHeapSession>,
+    generation: u64,
+}
+
+impl Connection {
+    fn open(token: &SpIBinder, generation: u64) -> Result<Self> {
+        let service = lookup()?;
+        let session = service.openSession(token).map_err(Error::from_status)?;
+        Ok(Self {
+            service,
+            session,
+            generation,
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // A broker that has died has nothing left to close.
+        let _ = self.current().session.close();
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -185,23 +224,27 @@ impl Broker {
     /// it to be registered.
     pub fn connect() -> Result<Self> {
         binder_init()?;
+        let token = rsheap_binder::client_token();
         Ok(Self {
-            service: Mutex::new((lookup()?, 0)),
-            token: rsheap_binder::client_token(),
+            connection: Mutex::new(Connection::open(&token, 0)?),
+            token,
         })
     }
 
     /// Allocates `size` bytes (rounded up to pages).
     pub fn allocate(&self, size: usize, options: &AllocationOptions) -> Result<BrokerBuffer> {
-        let request = AllocationRequest {
-            size: i64::try_from(size)
-                .map_err(|_| Error::InvalidArgument(format!("size {size} too large")))?,
-            usage: options.usage,
-            heap: options.heap.clone(),
-            cached: options.cached,
-            debugName: options.debug_name.clone(),
+        let request = BufferRequest {
+            allocation: AllocationRequest {
+                size: i64::try_from(size)
+                    .map_err(|_| Error::InvalidArgument(format!("size {size} too large")))?,
+                usage: options.usage,
+                heap: options.heap.clone(),
+                cached: options.cached,
+                debugName: options.debug_name.clone(),
+            },
+            load: None,
         };
-        let (made, generation) = self.call(|service| service.allocate(&self.token, &request))?;
+        let (made, generation) = self.call(|session| session.allocate(&request))?;
         let fd = made
             .fd
             .map(rsheap_binder::into_owned_fd)
@@ -218,8 +261,7 @@ impl Broker {
     pub fn load_file(&self, buffer: &BrokerBuffer, file: &impl AsFd, span: Span) -> Result<u64> {
         self.check_generation(buffer)?;
         let segment = segment(file, span)?;
-        let (loaded, _) =
-            self.call(|service| service.loadFile(&self.token, buffer.id(), &segment))?;
+        let (loaded, _) = self.call(|session| session.loadFile(buffer.id(), &segment))?;
         Ok(loaded.max(0) as u64)
     }
 
@@ -239,9 +281,9 @@ impl Broker {
         self.check_generation(buffer)?;
         let segment = segment(file, span)?;
         let (sender, events) = mpsc::channel();
-        let callback = rsheap_binder::new_load_callback(LoadEvents(sender));
-        let (_, generation) = self
-            .call(|service| service.loadFileAsync(&self.token, buffer.id(), &segment, &callback))?;
+        let observer = rsheap_binder::new_load_observer(LoadEvents(sender));
+        let (_, generation) =
+            self.call(|session| session.loadFileAsync(buffer.id(), &segment, &observer))?;
         let mut last = None;
         loop {
             match events.recv_timeout(LIVENESS_CHECK) {
@@ -250,7 +292,7 @@ impl Broker {
                     progress(done, total);
                 }
                 Ok(LoadEvent::Complete {
-                    bytes, errno: 0, ..
+                    bytes, error: 0, ..
                 }) => {
                     // The broker reports progress between chunks; the end comes with the
                     // completion.
@@ -260,15 +302,17 @@ impl Broker {
                     }
                     return Ok(bytes);
                 }
-                Ok(LoadEvent::Complete { errno, message, .. }) => {
-                    return Err(Error::Os {
-                        what: message,
-                        errno: nix::errno::Errno::from_raw(errno),
+                Ok(LoadEvent::Complete { error, message, .. }) => {
+                    return Err(Error::Broker {
+                        code: BrokerErrorCode::from_code(error),
+                        message,
                     })
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let (service, current) = self.current();
-                    if current != generation || service.as_binder().ping_binder().is_err() {
+                    let current = self.current();
+                    if current.generation != generation
+                        || current.service.as_binder().ping_binder().is_err()
+                    {
                         return Err(Error::Unreachable(format!(
                             "the broker died while loading buffer {}",
                             buffer.id()
@@ -304,23 +348,31 @@ impl Broker {
         self.check_generation(&buffer)?;
         let id = buffer.id();
         drop(buffer);
-        self.call(|service| service.free(&self.token, id)).map(drop)
+        self.call(|session| session.free(id)).map(drop)
     }
 
     /// This client's buffers, oldest first.
     pub fn buffers(&self) -> Result<Vec<BufferInfo>> {
-        Ok(self.call(|service| service.listBuffers(&self.token))?.0)
+        Ok(self.call(|session| session.listBuffers())?.0)
     }
 
     /// The heaps the broker allocates from, with its accounting.
     pub fn heaps(&self) -> Result<Vec<HeapInfo>> {
-        Ok(self.call(|service| service.getHeaps())?.0)
+        let service = self.current().service;
+        match service.getHeaps() {
+            Err(status) if rsheap_binder::is_dead_object(&status) => Ok(self
+                .reconnect(&self.current())?
+                .service
+                .getHeaps()
+                .map_err(Error::from_status)?),
+            result => result.map_err(Error::from_status),
+        }
     }
 
     /// The broker's report of its heaps, clients and buffers, as `dumpsys` shows it; only
     /// root, system and shell may read it.
     pub fn dump(&self) -> Result<String> {
-        let (service, _) = self.current();
+        let service = self.current().service;
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|errno| Error::os("make a pipe for the dump", errno))?;
         // The broker writes while the call runs: read alongside it, so that a long report
@@ -343,7 +395,7 @@ impl Broker {
     /// Fails with `NotFound` for a buffer of a broker that has since died: the restarted one
     /// does not know it (its memory stays usable while the buffer is held).
     fn check_generation(&self, buffer: &BrokerBuffer) -> Result<()> {
-        if buffer.generation == self.current().1 {
+        if buffer.generation == self.current().generation {
             return Ok(());
         }
         Err(Error::Broker {
@@ -355,30 +407,35 @@ impl Broker {
         })
     }
 
-    /// Runs `call` and returns its result with the generation it ran on; if the broker has
-    /// died, reconnects and runs it once more.
-    fn call<T>(&self, call: impl Fn(&dyn Service) -> BinderResult<T>) -> Result<(T, u64)> {
-        let (service, generation) = self.current();
-        match call(&*service) {
+    /// Runs `call` on the session and returns its result with the generation it ran on; if
+    /// the broker has died, reconnects (with a new session) and runs it once more.
+    fn call<T>(&self, call: impl Fn(&dyn IHeapSession) -> BinderResult<T>) -> Result<(T, u64)> {
+        let current = self.current();
+        match call(&*current.session) {
             Err(status) if rsheap_binder::is_dead_object(&status) => {
-                let fresh = lookup()?;
-                let (service, generation) = {
-                    let mut current = self.service.lock().unwrap_or_else(PoisonError::into_inner);
-                    // Another thread may have reconnected already.
-                    if current.1 == generation {
-                        *current = (fresh, generation.wrapping_add(1));
-                    }
-                    current.clone()
-                };
-                let value = call(&*service).map_err(Error::from_status)?;
-                Ok((value, generation))
+                let fresh = self.reconnect(&current)?;
+                let value = call(&*fresh.session).map_err(Error::from_status)?;
+                Ok((value, fresh.generation))
             }
-            result => Ok((result.map_err(Error::from_status)?, generation)),
+            result => Ok((result.map_err(Error::from_status)?, current.generation)),
         }
     }
 
-    fn current(&self) -> (Strong<dyn Service>, u64) {
-        self.service
+    /// A new connection and session in place of `dead`, unless another thread made one.
+    fn reconnect(&self, dead: &Connection) -> Result<Connection> {
+        let fresh = Connection::open(&self.token, dead.generation.wrapping_add(1))?;
+        let mut current = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current.generation == dead.generation {
+            *current = fresh;
+        }
+        Ok(current.clone())
+    }
+
+    fn current(&self) -> Connection {
+        self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -424,7 +481,8 @@ enum LoadEvent {
     Progress(u64, u64),
     Complete {
         bytes: u64,
-        errno: i32,
+        /// 0, or the broker's `ERROR_` code.
+        error: i32,
         message: String,
     },
 }
@@ -435,7 +493,7 @@ struct LoadEvents(mpsc::Sender<LoadEvent>);
 
 impl Interface for LoadEvents {}
 
-impl ILoadCallback for LoadEvents {
+impl ILoadObserver for LoadEvents {
     fn onProgress(&self, _id: i64, done: i64, total: i64) -> BinderResult<()> {
         // A waiter that has gone (it gave up on a dead broker) wants no more reports.
         let _ = self
@@ -448,12 +506,12 @@ impl ILoadCallback for LoadEvents {
         &self,
         _id: i64,
         bytes: i64,
-        errno: i32,
+        error: i32,
         message: Option<&str>,
     ) -> BinderResult<()> {
         let _ = self.0.send(LoadEvent::Complete {
             bytes: bytes.max(0) as u64,
-            errno,
+            error,
             message: message.unwrap_or("load failed").to_owned(),
         });
         Ok(())

@@ -26,9 +26,13 @@ pub enum Error {
         /// The broker's explanation.
         message: String,
     },
-    /// The broker cannot be reached: not running, not registered, or binder failed.
+    /// The broker cannot be reached: not running, not registered, or it died.
     #[error("broker unreachable: {0}")]
     Unreachable(String),
+    /// A binder transaction with the broker failed for another reason than its death
+    /// (a reply too large for the buffer, a client-side failure): the broker may be fine.
+    #[error("binder call to the broker failed: {0}")]
+    Transaction(String),
 }
 
 impl Error {
@@ -51,7 +55,10 @@ impl Error {
                 code: BrokerErrorCode::from_code(error.code),
                 message: error.message,
             },
-            None => Self::Unreachable(format!("{status:?}")),
+            None if rsheap_binder::is_dead_object(&status) => {
+                Self::Unreachable(format!("{status:?}"))
+            }
+            None => Self::Transaction(format!("{status:?}")),
         }
     }
 
@@ -61,7 +68,7 @@ impl Error {
         match self {
             Self::Os { errno, .. } => Some(*errno),
             Self::Broker { code, .. } => Some(code.errno()),
-            Self::InvalidArgument(_) | Self::Unreachable(_) => None,
+            Self::InvalidArgument(_) | Self::Unreachable(_) | Self::Transaction(_) => None,
         }
     }
 }

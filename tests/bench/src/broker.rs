@@ -40,10 +40,10 @@ const BROKER: &str = "rsheapd broker";
 const IN_PROCESS: &str = "rsheapd logic, in process (no binder)";
 const SYSTEM: &str = "system heap";
 
-/// A client of the broker: its token over binder, its id in process.
+/// A client of the broker: its token over binder, its session in process.
 struct Client {
     token: SIBinder,
-    local: rsheap_broker::broker::ClientId,
+    local: Option<std::sync::Arc<rsheap_broker::session::Session>>,
 }
 
 /// Who makes the buffers.
@@ -54,19 +54,19 @@ enum Maker<'a> {
     /// rsheapd, over binder.
     Broker(&'a Strong<dyn IHeapBroker>),
     /// rsheapd's logic called in this process: the broker's own work without binder.
-    InProcess(&'a rsheap_broker::Broker),
+    InProcess(&'a std::sync::Arc<rsheap_broker::Broker>),
 }
 
 impl Maker<'_> {
     /// A new client of this maker.
-    fn client(self) -> Client {
-        Client {
+    fn client(self) -> Result<Client> {
+        Ok(Client {
             token: token(),
             local: match self {
-                Self::InProcess(broker) => broker.add_client(0, std::process::id() as i32),
-                Self::Direct(_) | Self::Broker(_) => 0,
+                Self::InProcess(broker) => Some(broker.open_session(0, std::process::id() as i32)?),
+                Self::Direct(_) | Self::Broker(_) => None,
             },
-        }
+        })
     }
 
     /// Allocates and names a `len`-byte buffer and frees it, `count` times, for `client`.
@@ -87,9 +87,12 @@ impl Maker<'_> {
                         .map_err(|status| anyhow::anyhow!("free: {status:?}"))?;
                 }
                 Self::InProcess(broker) => {
-                    let made = broker.allocate(client.local, &in_process_request(len))?;
-                    drop(made.fd);
-                    broker.free(client.local, made.desc.id)?;
+                    let session = client.local.as_ref().context("no session")?;
+                    let made = broker.allocate_batch(session, vec![in_process_request(len)])?;
+                    for buffer in made {
+                        drop(buffer.fd);
+                        broker.free(session, buffer.desc.id)?;
+                    }
                 }
             }
         }
@@ -97,20 +100,22 @@ impl Maker<'_> {
     }
 }
 
-fn in_process_request(len: usize) -> rsheap_broker::broker::AllocationSpec {
-    rsheap_broker::broker::AllocationSpec {
+fn in_process_request(len: usize) -> rsheap_broker::allocation::Request {
+    rsheap_broker::allocation::Request::from(rsheap_broker::allocation::AllocationSpec {
         size: len as i64,
         usage: rsheap_broker::usage::BufferUsage::Scratch,
         heap: None,
         cached: true,
         debug_name: None,
-    }
+    })
 }
 
 /// Times `count` allocations of `len` bytes spread over `clients` threads, each a client of
 /// its own, after an untimed run that warms the pool.
 fn timed_churn(maker: Maker, clients: usize, len: usize, count: usize) -> Result<Duration> {
-    let tokens: Vec<Client> = (0..clients).map(|_| maker.client()).collect();
+    let tokens = (0..clients)
+        .map(|_| maker.client())
+        .collect::<Result<Vec<Client>>>()?;
     maker.churn(&tokens[0], len, count / clients)?;
     wait_for_pool_worker();
     let start = Instant::now();

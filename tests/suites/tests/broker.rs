@@ -3,16 +3,18 @@
 //! the test itself are processes of `broker_client`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use rsbinder::{Interface, ParcelFileDescriptor, SIBinder, Strong};
-use rsheap::{Buffer, SyncDirection};
-use rsheap_suites::broker::{error_code, is_dead_object, request, token, Daemon, SHIPPED_CONFIG};
+use rsheap::SyncDirection;
+use rsheap_suites::broker::{
+    code, config, error_code, eventually, heap_buffers, into_buffer, is_dead_object, request,
+    root_quota, segment, token, ClientProcess, Daemon, SHIPPED_CONFIG,
+};
 use rsheap_suites::{
     drain_pools, drop_caches, fdinfo, fill_and_check, hash, heap_stat, meminfo, page_size,
     scratch_path, write_random_file, RSHEAP, RSHEAP_UNCACHED,
@@ -41,52 +43,6 @@ const IO: i32 = IHeapBroker::ERROR_IO;
 const UNSUPPORTED: i32 = IHeapBroker::ERROR_UNSUPPORTED;
 const BUSY: i32 = IHeapBroker::ERROR_BUSY;
 
-/// The shipped configuration with `from` replaced by `to`, each pair in turn.
-fn config(changes: &[(&str, &str)]) -> String {
-    let mut text = SHIPPED_CONFIG.to_owned();
-    for (from, to) in changes {
-        assert!(text.contains(from), "the configuration has no {from:?}");
-        text = text.replace(from, to);
-    }
-    text
-}
-
-/// The shipped configuration with a quota of `mib` MiB in `buffers` buffers for uid 0, the
-/// uid the tests run as.
-fn root_quota(mib: u32, buffers: u32) -> String {
-    let quota = format!("[quota.uid.0]\nmib = {mib}\nbuffers = {buffers}\n\n# Per-uid overrides");
-    config(&[("# Per-uid overrides", &quota)])
-}
-
-/// The error code of a call that must fail with a service-specific error.
-fn code<T: std::fmt::Debug>(result: rsbinder::BinderResult<T>) -> i32 {
-    let status = result.expect_err("the call must fail");
-    error_code(&status).unwrap_or_else(|other| panic!("not a service error: {other}"))
-}
-
-fn into_buffer(fd: Option<ParcelFileDescriptor>) -> Buffer {
-    let fd: OwnedFd = fd.expect("a file descriptor").into();
-    Buffer::from_fd(fd).expect("a dma-buf")
-}
-
-fn segment(file: &File, file_offset: i64, length: i64, buffer_offset: i64) -> FileSegment {
-    FileSegment {
-        file: Some(ParcelFileDescriptor::new(file.try_clone().expect("dup"))),
-        fileOffset: file_offset,
-        length,
-        bufferOffset: buffer_offset,
-    }
-}
-
-fn heap_buffers(broker: &Strong<dyn Broker>, name: &str) -> (i32, i64) {
-    let heaps = broker.getHeaps().expect("heaps");
-    let heap = heaps
-        .iter()
-        .find(|h| h.name == name)
-        .expect("the heap is listed");
-    (heap.buffers, heap.bytes)
-}
-
 fn dump(broker: &Strong<dyn Broker>) -> String {
     let (read, write) = ParcelFileDescriptor::pipe().expect("pipe");
     let binder = broker.as_binder();
@@ -100,50 +56,6 @@ fn dump(broker: &Strong<dyn Broker>) -> String {
         .read_to_string(&mut text)
         .expect("read the dump");
     text
-}
-
-/// Waits up to `seconds` for `done`, polling.
-fn eventually(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(seconds),
-            "{what}: timed out"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A `broker_client` process.
-struct ClientProcess {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl ClientProcess {
-    fn spawn(args: &[&str]) -> Self {
-        // Where the rig copied it, on a guest that cannot see the host's build folders.
-        let binary = std::env::var_os("RSHEAP_BROKER_CLIENT")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_broker_client").into());
-        let mut child = Command::new(binary)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start broker_client");
-        let out = BufReader::new(child.stdout.take().expect("stdout"));
-        Self { child, out }
-    }
-
-    /// The next line it says.
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.out.read_line(&mut line).expect("read the client");
-        line.trim().to_owned()
-    }
-
-    fn pid(&self) -> nix::unistd::Pid {
-        nix::unistd::Pid::from_raw(self.child.id() as i32)
-    }
 }
 
 #[test]
@@ -732,7 +644,7 @@ fn bad_loads_get_their_error_codes() {
 }
 
 #[test]
-fn the_dump_shows_every_client_and_buffer() {
+fn the_dump_shows_every_session_and_buffer() {
     let (_daemon, broker) = Daemon::start(SHIPPED_CONFIG);
     let client = token();
     let mut asked = request(5 * MIB, Usage::CAMERA_FRAME);
@@ -742,7 +654,7 @@ fn the_dump_shows_every_client_and_buffer() {
     assert_eq!(holder.line(), "ready");
 
     let text = dump(&broker);
-    assert!(text.contains("clients:") && text.contains("buffers:") && text.contains("heaps:"));
+    assert!(text.contains("sessions:") && text.contains("buffers:") && text.contains("heaps:"));
     let me = format!(" 0 {:>8} {:>8}", std::process::id(), 1);
     assert!(
         text.lines().any(|l| l.contains(&me)),

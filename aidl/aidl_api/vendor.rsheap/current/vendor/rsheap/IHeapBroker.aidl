@@ -23,6 +23,7 @@ import vendor.rsheap.Buffer;
 import vendor.rsheap.BufferInfo;
 import vendor.rsheap.FileSegment;
 import vendor.rsheap.HeapInfo;
+import vendor.rsheap.IHeapSession;
 import vendor.rsheap.ILoadCallback;
 
 @VintfStability
@@ -34,6 +35,8 @@ interface IHeapBroker {
     const int ERROR_IO = 5;
     const int ERROR_UNSUPPORTED = 6;
     const int ERROR_BUSY = 7;
+    const int ERROR_CANCELLED = 8;
+    const int ERROR_SESSION_CLOSED = 9;
 
     const int MAX_BATCH = 64;
 
@@ -51,4 +54,6 @@ interface IHeapBroker {
     void free(in IBinder client, long bufferId);
 
     BufferInfo[] listBuffers(in IBinder client);
+
+    IHeapSession openSession(in IBinder token);
 }

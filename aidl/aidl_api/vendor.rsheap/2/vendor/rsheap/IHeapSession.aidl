@@ -1,0 +1,55 @@
+///////////////////////////////////////////////////////////////////////////////
+// THIS FILE IS IMMUTABLE. DO NOT EDIT IN ANY CASE.                          //
+///////////////////////////////////////////////////////////////////////////////
+
+// This file is a snapshot of an AIDL file. Do not edit it manually. There are
+// two cases:
+// 1). this is a frozen version file - do not edit this in any case.
+// 2). this is a 'current' file. If you make a backwards compatible change to
+//     the interface (from the latest frozen version), the build system will
+//     prompt you to update this file with `m <name>-update-api`.
+//
+// You must not make a backward incompatible change to any AIDL file built
+// with the aidl_interface module type with versions property set. The module
+// type is used to build AIDL files in a way that they can be used across
+// independently updatable components of the system. If a device is shipped
+// with such a backward incompatible change, it has a high risk of breaking
+// later when a module using the interface is updated, e.g., Mainline modules.
+
+package vendor.rsheap;
+
+import vendor.rsheap.Buffer;
+import vendor.rsheap.BufferInfo;
+import vendor.rsheap.BufferRequest;
+import vendor.rsheap.FileSegment;
+import vendor.rsheap.IAllocationCallback;
+import vendor.rsheap.ILoadObserver;
+import vendor.rsheap.SessionLimits;
+
+@VintfStability
+interface IHeapSession {
+    Buffer allocate(in BufferRequest request);
+
+    Buffer[] allocateBatch(in BufferRequest[] requests);
+
+    void allocateAsync(in BufferRequest[] requests, long cookie,
+            IAllocationCallback callback);
+
+    long loadFile(long bufferId, in FileSegment segment);
+
+    void loadFileAsync(long bufferId, in FileSegment segment, ILoadObserver observer);
+
+    void cancelLoads(long bufferId);
+
+    void free(long bufferId);
+
+    void freeBatch(in long[] bufferIds);
+
+    BufferInfo[] listBuffers();
+
+    ParcelFileDescriptor shareReadOnly(long bufferId);
+
+    SessionLimits getLimits();
+
+    void close();
+}
