@@ -26,14 +26,20 @@ use crate::{kmi, kmod};
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
 /// The suites that need binder and rsheapd.
-const BROKER_SUITES: [&str; 4] = ["broker", "cli", "sdk_broker", SYSTEM_BROKER_SUITE];
+const BROKER_SUITES: [&str; 5] = [
+    "broker",
+    "session",
+    "cli",
+    "sdk_broker",
+    SYSTEM_BROKER_SUITE,
+];
 
 /// The suite that uses the broker the system runs: the rig starts one with the shipped
 /// configuration before it, as init would, and stops it after.
 const SYSTEM_BROKER_SUITE: &str = "system_broker";
 /// The suites that also run on arm64 with 16 KiB pages: those of the kernel module, and one
 /// with the broker.
-const ARM64_SUITES: [&str; 11] = [
+const ARM64_SUITES: [&str; 12] = [
     "heap",
     "pool",
     "transfer",
@@ -45,6 +51,7 @@ const ARM64_SUITES: [&str; 11] = [
     "fuzz",
     "stress",
     "broker",
+    "session",
 ];
 
 /// How long the guest may take for all suites under TCG.

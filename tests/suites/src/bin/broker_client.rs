@@ -7,7 +7,11 @@
 //!   file into it again and again;
 //! - `cycles COUNT SEED`: COUNT rounds of allocate, map, write, check, free; says `done COUNT`;
 //! - `probe ID...`: tries to free and to load into each id (another client's), says the error
-//!   code of each call, then the number of buffers it sees, as `probe CODES... buffers N`.
+//!   code of each call, then the number of buffers it sees, as `probe CODES... buffers N`;
+//! - `session-hold COUNT BYTES`: as `hold`, through a version 2 session;
+//! - `session-churn ROUNDS BYTES`: says `ready`, then ROUNDS rounds of allocating a buffer
+//!   through a session, touching each page and freeing it, retrying on `ERROR_BUSY`; says
+//!   `done ROUNDS busy RETRIES`.
 
 use std::fs::File;
 use std::io::Write;
@@ -15,9 +19,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use rsbinder::ParcelFileDescriptor;
 use rsheap::Buffer;
-use rsheap_suites::broker::{error_code, request, token, wait_for_broker};
+use rsheap_suites::broker::{
+    buffer_request, error_code, open_session, request, token, wait_for_broker,
+};
 use rsheap_suites::fill_and_check;
-use vendor_rsheap::aidl::vendor::rsheap::{FileSegment::FileSegment, Usage::Usage};
+use vendor_rsheap::aidl::vendor::rsheap::{
+    FileSegment::FileSegment, IHeapBroker::ERROR_BUSY, Usage::Usage,
+};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -116,6 +124,50 @@ fn main() {
             let seen = broker.listBuffers(&client).expect("list").len();
             let codes: Vec<String> = codes.iter().map(i32::to_string).collect();
             say(&format!("probe {} buffers {seen}", codes.join(" ")));
+        }
+        Some("session-hold") => {
+            let count: usize = args[1].parse().expect("count");
+            let bytes: i64 = args[2].parse().expect("bytes");
+            let (_token, session) = open_session(&broker);
+            let mut held = Vec::new();
+            for index in 0..count {
+                let made = session
+                    .allocate(&buffer_request(bytes, Usage::CAMERA_FRAME))
+                    .expect("allocate");
+                let buffer = into_buffer(made.fd.expect("an fd"));
+                fill_and_check(&buffer, index as u8);
+                held.push(buffer);
+            }
+            say("ready");
+            loop {
+                std::thread::park();
+            }
+        }
+        Some("session-churn") => {
+            let rounds: usize = args[1].parse().expect("rounds");
+            let bytes: i64 = args[2].parse().expect("bytes");
+            let (_token, session) = open_session(&broker);
+            let mut busy = 0u64;
+            say("ready");
+            let mut round = 0;
+            while round < rounds {
+                let made = match session.allocate(&buffer_request(bytes, Usage::SCRATCH)) {
+                    Ok(made) => made,
+                    Err(status) if error_code(&status) == Ok(ERROR_BUSY) => {
+                        busy += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    }
+                    Err(status) => panic!("allocate: {status:?}"),
+                };
+                let id = made.info.id;
+                let buffer = into_buffer(made.fd.expect("an fd"));
+                fill_and_check(&buffer, round as u8);
+                drop(buffer);
+                session.free(id).expect("free");
+                round += 1;
+            }
+            say(&format!("done {rounds} busy {busy}"));
         }
         _ => panic!("unknown role {args:?}"),
     }
