@@ -15,10 +15,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rsbinder::{ParcelFileDescriptor, SIBinder, Strong};
 use rsheap::{FileIo, Heap, IoPath, Span};
-use rsheap_suites::broker::{request, token, wait_for_broker};
-use rsheap_suites::{scratch_path, wait_for_pool_worker, write_random_file};
+use rsheap_suites::broker::{
+    buffer_request, error_code, open_session, request, token, wait_for_broker,
+};
+use rsheap_suites::{drain_pools, scratch_path, wait_for_pool_worker, write_random_file};
 use vendor_rsheap::aidl::vendor::rsheap::{
-    FileSegment::FileSegment, IHeapBroker::IHeapBroker, Usage::Usage,
+    FileSegment::FileSegment,
+    IHeapBroker::{IHeapBroker, ERROR_BUSY},
+    IHeapSession::IHeapSession,
+    Usage::Usage,
 };
 
 use crate::file_load::{cold, FILE_LEN};
@@ -34,6 +39,12 @@ pub const RATE_ONE: &str = "1 MiB allocations x 400, 1 client";
 pub const RATE_EIGHT: &str = "1 MiB allocations x 400, 8 clients";
 /// A 1 GiB file into a 1 GiB buffer, cold cache.
 pub const LOAD: &str = "load a 1 GiB file into a buffer, cold cache";
+/// Another client's small calls while 16 clients allocate and free 128 MiB buffers.
+pub const LIVENESS: &str = "getHeaps + page alloc + free while 16 clients churn 128 MiB";
+
+/// Clients churning large buffers in [`LIVENESS`], and the rounds each makes.
+const CHURNING: usize = 16;
+const CHURN_ROUNDS: usize = 4;
 
 const DIRECT: &str = "limit: direct heap ioctl";
 const BROKER: &str = "rsheapd broker";
@@ -133,7 +144,7 @@ fn timed_churn(maker: Maker, clients: usize, len: usize, count: usize) -> Result
 
 /// Runs the broker workloads the arguments ask for.
 pub fn workloads(args: &crate::Args, report: &mut Report<impl std::io::Write>) -> Result<()> {
-    if ![ROUND_TRIP, ALLOC_FREE, RATE_ONE, RATE_EIGHT, LOAD]
+    if ![ROUND_TRIP, ALLOC_FREE, RATE_ONE, RATE_EIGHT, LOAD, LIVENESS]
         .iter()
         .any(|name| args.wants(name))
     {
@@ -201,6 +212,110 @@ pub fn workloads(args: &crate::Args, report: &mut Report<impl std::io::Write>) -
         report.throughput(LOAD, "limit: direct LOAD", direct, bytes)?;
         report.throughput(LOAD, BROKER, brokered, bytes)?;
         std::fs::remove_file(&load.path)?;
+    }
+    if args.wants(LIVENESS) {
+        let (_token, session) = open_session(&broker);
+        let mut idle = Vec::with_capacity(runs);
+        let (mut p50, mut p99, mut max) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            idle.push(percentile(
+                &small_calls(&broker, &session, &|| false, 100)?,
+                0.99,
+            ));
+            let latencies = small_calls_while_churning(&broker, &session)?;
+            p50.push(percentile(&latencies, 0.5));
+            p99.push(percentile(&latencies, 0.99));
+            max.push(percentile(&latencies, 1.0));
+        }
+        report.times(LIVENESS, "limit: idle broker, p99", idle)?;
+        report.times(LIVENESS, "rsheapd, p50", p50)?;
+        report.times(LIVENESS, "rsheapd, p99", p99)?;
+        report.times(LIVENESS, "rsheapd, max", max)?;
+    }
+    Ok(())
+}
+
+/// The `q` quantile of `latencies` (0 for none).
+fn percentile(latencies: &[Duration], q: f64) -> Duration {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    let index = ((sorted.len().saturating_sub(1)) as f64 * q).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// Times `getHeaps` and a page allocated and freed through `session`, `count` times or until
+/// `done`, whichever is first (`count` 0: until `done`).
+fn small_calls(
+    broker: &Strong<dyn IHeapBroker>,
+    session: &Strong<dyn IHeapSession>,
+    done: &dyn Fn() -> bool,
+    count: usize,
+) -> Result<Vec<Duration>> {
+    let page = rsheap::page_size() as i64;
+    let mut latencies = Vec::new();
+    while (count == 0 || latencies.len() < count) && !(count == 0 && done()) {
+        let start = Instant::now();
+        broker
+            .getHeaps()
+            .map_err(|status| anyhow::anyhow!("getHeaps: {status:?}"))?;
+        let made = session
+            .allocate(&buffer_request(page, Usage::SCRATCH))
+            .map_err(|status| anyhow::anyhow!("allocate: {status:?}"))?;
+        session
+            .free(made.info.id)
+            .map_err(|status| anyhow::anyhow!("free: {status:?}"))?;
+        latencies.push(start.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(latencies)
+}
+
+/// [`small_calls`] while [`CHURNING`] sessions, one per thread, each allocate and free a
+/// 128 MiB buffer [`CHURN_ROUNDS`] times from a drained pool, retrying on `ERROR_BUSY`.
+fn small_calls_while_churning(
+    broker: &Strong<dyn IHeapBroker>,
+    session: &Strong<dyn IHeapSession>,
+) -> Result<Vec<Duration>> {
+    drain_pools();
+    let left = std::sync::atomic::AtomicUsize::new(CHURNING);
+    std::thread::scope(|scope| {
+        let churners: Vec<_> = (0..CHURNING)
+            .map(|_| {
+                let left = &left;
+                scope.spawn(move || -> Result<()> {
+                    let result = churn_large(broker);
+                    left.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    result
+                })
+            })
+            .collect();
+        let done = || left.load(std::sync::atomic::Ordering::Relaxed) == 0;
+        let latencies = small_calls(broker, session, &done, 0);
+        for churner in churners {
+            churner
+                .join()
+                .map_err(|_| anyhow::anyhow!("a churning client panicked"))??;
+        }
+        latencies
+    })
+}
+
+fn churn_large(broker: &Strong<dyn IHeapBroker>) -> Result<()> {
+    let (_token, session) = open_session(broker);
+    let mut round = 0;
+    while round < CHURN_ROUNDS {
+        match session.allocate(&buffer_request(128 * MIB as i64, Usage::SCRATCH)) {
+            Ok(made) => {
+                session
+                    .free(made.info.id)
+                    .map_err(|status| anyhow::anyhow!("free: {status:?}"))?;
+                round += 1;
+            }
+            Err(status) if error_code(&status) == Ok(ERROR_BUSY) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(status) => anyhow::bail!("allocate: {status:?}"),
+        }
     }
     Ok(())
 }
