@@ -77,6 +77,23 @@ fn a_session_owns_its_buffers_until_it_closes() {
 }
 
 #[test]
+fn a_session_nobody_holds_any_more_ends() {
+    let (_daemon, broker) = Daemon::start(SHIPPED_CONFIG);
+    let (token, session) = open_session(&broker);
+    let made = session
+        .allocate(&buffer_request(4 * page_size() as i64, Usage::SCRATCH))
+        .expect("allocate");
+    drop(made);
+    assert_eq!(heap_buffers(&broker, RSHEAP).0, 1);
+    // The token lives on: only the session object is let go.
+    drop(session);
+    eventually(10, "the dropped session's buffer freed", || {
+        heap_buffers(&broker, RSHEAP).0 == 0
+    });
+    drop(token);
+}
+
+#[test]
 fn a_session_of_a_killed_client_gives_back_its_memory() {
     let (_daemon, broker) = Daemon::start(SHIPPED_CONFIG);
     let mut holder = ClientProcess::spawn(&["session-hold", "3", &(2 * MIB).to_string()]);

@@ -43,23 +43,12 @@ fn main() {
         out.flush().expect("stdout");
     };
     match args.first().map(String::as_str) {
-        Some("hold") => {
-            let count: usize = args[1].parse().expect("count");
-            let bytes: i64 = args[2].parse().expect("bytes");
-            let mut held = Vec::new();
-            for index in 0..count {
-                let made = broker
-                    .allocate(&client, &request(bytes, Usage::CAMERA_FRAME))
-                    .expect("allocate");
-                let buffer = into_buffer(made.fd.expect("an fd"));
-                fill_and_check(&buffer, index as u8);
-                held.push(buffer);
-            }
-            say("ready");
-            loop {
-                std::thread::park();
-            }
-        }
+        Some("hold") => hold(&args, &say, |bytes| {
+            broker
+                .allocate(&client, &request(bytes, Usage::CAMERA_FRAME))
+                .expect("allocate")
+                .fd
+        }),
         Some("load-loop") => {
             let file = File::open(&args[1]).expect("open the file");
             let len = file.metadata().expect("stat").len() as i64;
@@ -126,22 +115,13 @@ fn main() {
             say(&format!("probe {} buffers {seen}", codes.join(" ")));
         }
         Some("session-hold") => {
-            let count: usize = args[1].parse().expect("count");
-            let bytes: i64 = args[2].parse().expect("bytes");
             let (_token, session) = open_session(&broker);
-            let mut held = Vec::new();
-            for index in 0..count {
-                let made = session
+            hold(&args, &say, |bytes| {
+                session
                     .allocate(&buffer_request(bytes, Usage::CAMERA_FRAME))
-                    .expect("allocate");
-                let buffer = into_buffer(made.fd.expect("an fd"));
-                fill_and_check(&buffer, index as u8);
-                held.push(buffer);
-            }
-            say("ready");
-            loop {
-                std::thread::park();
-            }
+                    .expect("allocate")
+                    .fd
+            })
         }
         Some("session-churn") => {
             let rounds: usize = args[1].parse().expect("rounds");
@@ -170,6 +150,29 @@ fn main() {
             say(&format!("done {rounds} busy {busy}"));
         }
         _ => panic!("unknown role {args:?}"),
+    }
+}
+
+/// The `hold` roles: allocates `args[1]` buffers of `args[2]` bytes, fills and checks each,
+/// says `ready` and sleeps holding them.
+fn hold(
+    args: &[String],
+    say: &dyn Fn(&str),
+    allocate: impl Fn(i64) -> Option<ParcelFileDescriptor>,
+) -> ! {
+    let count: usize = args[1].parse().expect("count");
+    let bytes: i64 = args[2].parse().expect("bytes");
+    let held: Vec<Buffer> = (0..count)
+        .map(|index| {
+            let buffer = into_buffer(allocate(bytes).expect("an fd"));
+            fill_and_check(&buffer, index as u8);
+            buffer
+        })
+        .collect();
+    say("ready");
+    loop {
+        std::thread::park();
+        let _ = &held;
     }
 }
 
