@@ -1,10 +1,11 @@
 //! `dev.rsheap.HeapBroker`'s native methods: a connection to rsheapd, an `rsheap::Broker`
 //! held as the HeapBroker's handle.
 //!
-//! The SDK's `Broker` reconnects by itself after rsheapd restarts, so one HeapBroker object
-//! serves across restarts. Closing it drops the connection and its client token; the broker
-//! hears of a token's death only when this process dies, so `HeapBroker.close()` frees its open
-//! buffers through the broker first.
+//! The SDK's `Broker` is a session with rsheapd and reconnects by itself after rsheapd
+//! restarts, so one HeapBroker object serves across restarts. Closing it drops the `Broker`,
+//! which ends its session: the broker frees whatever the session still held.
+//! `HeapBroker.close()` frees its open buffers through the broker first, so that each closes
+//! on the Java side too.
 
 use jni::objects::{JClass, JObject, JObjectArray, JString};
 use jni::refs::Global;
