@@ -629,3 +629,122 @@ fn small_calls_are_answered_while_sixteen_clients_churn_large_buffers() {
     );
     assert_eq!(heap_buffers(&broker, RSHEAP).0, 0);
 }
+
+#[test]
+fn random_session_calls_get_documented_errors_and_never_break_the_broker() {
+    use vendor_rsheap::aidl::vendor::rsheap::AllocationRequest::AllocationRequest;
+    let (_daemon, broker) = Daemon::start(&root_quota(256, 64));
+    let mut rng = fastrand::Rng::with_seed(0x5e55);
+    let sessions: Vec<_> = (0..3).map(|_| open_session(&broker)).collect();
+    let file = File::open("/proc/self/exe").expect("a file");
+    let (pipe_read, _pipe_write) = nix::unistd::pipe().expect("pipe");
+    let pipe = File::from(pipe_read);
+    let page = page_size() as i64;
+    let observer = BnLoadObserver::new_binder(Observer(Arc::new(LoadEvents::default())));
+    let allocations = Arc::new(Allocations::default());
+    let callback = BnAllocationCallback::new_binder(AllocationCallback(allocations));
+    let mut ids: Vec<i64> = vec![0, -1, i64::MAX, i64::MIN];
+    let value = |rng: &mut fastrand::Rng| -> i64 {
+        match rng.u8(0..6) {
+            0 => rng.i64(..),
+            1 => rng.i64(-2..=2),
+            2 => rng.i64(0..(8 * MIB)),
+            3 => i64::MAX - rng.i64(0..2),
+            4 => i64::MIN + rng.i64(0..2),
+            _ => rng.i64(0..4) * page,
+        }
+    };
+    let mut outcomes = [0usize; 10];
+    for round in 0..2000 {
+        let session = &sessions[rng.usize(..sessions.len())].1;
+        let id = ids[rng.usize(..ids.len())];
+        let pick = |rng: &mut fastrand::Rng| if rng.bool() { &file } else { &pipe };
+        let requests = |rng: &mut fastrand::Rng| -> Vec<BufferRequest> {
+            (0..rng.usize(0..4))
+                .map(|_| BufferRequest {
+                    allocation: AllocationRequest {
+                        size: value(rng),
+                        usage: Usage(rng.i32(-2..6)),
+                        heap: [
+                            None,
+                            Some("rsheap"),
+                            Some("system"),
+                            Some(""),
+                            Some("nope/.."),
+                        ][rng.usize(..5)]
+                        .map(str::to_owned),
+                        cached: rng.bool(),
+                        debugName: rng
+                            .bool()
+                            .then(|| (0..rng.usize(0..80)).map(|_| rng.char(..)).collect()),
+                    },
+                    load: rng
+                        .bool()
+                        .then(|| segment(pick(rng), value(rng), value(rng), value(rng))),
+                })
+                .collect()
+        };
+        let result = match rng.u8(0..11) {
+            0 | 1 => {
+                let batch = requests(&mut rng);
+                session
+                    .allocateBatch(&batch)
+                    .map(|made| ids.extend(made.iter().map(|b| b.info.id)))
+            }
+            2 => {
+                let batch = requests(&mut rng);
+                session.allocateAsync(&batch, round, &callback)
+            }
+            3 => session.free(id),
+            4 => {
+                let batch: Vec<i64> = (0..rng.usize(0..4))
+                    .map(|_| ids[rng.usize(..ids.len())])
+                    .collect();
+                session.freeBatch(&batch)
+            }
+            5 => {
+                let seg = segment(
+                    pick(&mut rng),
+                    value(&mut rng),
+                    value(&mut rng),
+                    value(&mut rng),
+                );
+                session.loadFile(id, &seg).map(drop)
+            }
+            6 => {
+                let seg = segment(
+                    pick(&mut rng),
+                    value(&mut rng),
+                    value(&mut rng),
+                    value(&mut rng),
+                );
+                session.loadFileAsync(id, &seg, &observer)
+            }
+            7 => session.cancelLoads(id),
+            8 => session.shareReadOnly(id).map(drop),
+            9 => session.getLimits().map(drop),
+            _ => session.listBuffers().map(drop),
+        };
+        match result {
+            Ok(()) => outcomes[0] += 1,
+            Err(status) => {
+                let code = rsheap_suites::broker::error_code(&status)
+                    .unwrap_or_else(|other| panic!("{other}"));
+                assert!(
+                    (1..=9).contains(&code),
+                    "undocumented code {code}: {status:?}"
+                );
+                outcomes[code as usize] += 1;
+            }
+        }
+    }
+    eprintln!("outcomes (ok, then by error code): {outcomes:?}");
+    assert!(outcomes[0] > 100 && outcomes[INVALID as usize] > 100);
+    broker.getHeaps().expect("the broker still answers");
+    for (_, session) in &sessions {
+        session.close().expect("close");
+    }
+    eventually(30, "every buffer freed", || {
+        heap_buffers(&broker, RSHEAP).0 == 0
+    });
+}
