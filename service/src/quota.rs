@@ -75,7 +75,13 @@ pub struct UidLedger {
     quota: Quota,
     counts: Mutex<Counts>,
     sessions: AtomicUsize,
+    /// Asynchronous allocations queued or running, so one uid cannot fill the queue.
+    async_allocations: AtomicUsize,
 }
+
+/// Asynchronous allocations one uid may have queued or running: a quarter of the shipped
+/// queue.
+const ASYNC_ALLOCATIONS: usize = 16;
 
 impl UidLedger {
     /// A ledger for `uid`, held to `quota`.
@@ -85,6 +91,7 @@ impl UidLedger {
             quota,
             counts: Mutex::new(Counts::default()),
             sessions: AtomicUsize::new(0),
+            async_allocations: AtomicUsize::new(0),
         }
     }
 
@@ -138,6 +145,31 @@ impl UidLedger {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |open| {
                 open.checked_sub(1)
             });
+    }
+
+    /// Counts one more asynchronous allocation: `BUSY` past the uid's share.
+    pub fn start_async_allocation(&self) -> Result<()> {
+        self.async_allocations
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                queued.checked_add(1).filter(|&n| n <= ASYNC_ALLOCATIONS)
+            })
+            .map(drop)
+            .map_err(|queued| {
+                BrokerError::new(
+                    BrokerErrorCode::Busy,
+                    format!(
+                        "uid {} has {queued} asynchronous allocations queued or running",
+                        self.uid
+                    ),
+                )
+            })
+    }
+
+    /// Counts one asynchronous allocation less.
+    pub fn end_async_allocation(&self) {
+        let _ = self
+            .async_allocations
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// Reserves `bytes` in `count` buffers of the quota, for an allocation in progress.

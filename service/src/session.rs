@@ -7,19 +7,15 @@
 //! allocation, a load, a binder call or a wait.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::error::{BrokerError, BrokerErrorCode, Result};
+use crate::error::{BrokerError, Result};
 use crate::quota::UidLedger;
 use crate::sync::lock;
 use crate::usage::BufferUsage;
 
 /// Identifies a session for the broker's lifetime.
 pub type SessionId = u64;
-
-/// Asynchronous allocations one session may have queued or running.
-const ASYNC_ALLOCATIONS: usize = 16;
 
 /// What a client is told of one of its buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +62,6 @@ pub struct Session {
     pid: i32,
     ledger: Arc<UidLedger>,
     state: Mutex<State>,
-    async_allocations: AtomicUsize,
 }
 
 impl Session {
@@ -79,7 +74,6 @@ impl Session {
                 closed: false,
                 buffers: BTreeMap::new(),
             }),
-            async_allocations: AtomicUsize::new(0),
         }
     }
 
@@ -193,25 +187,14 @@ impl Session {
         Some(std::mem::take(&mut state.buffers).into_values().collect())
     }
 
-    /// Counts one more asynchronous allocation: `BUSY` past the session's share.
+    /// Counts one more asynchronous allocation of the session's uid: `BUSY` past its share
+    /// of the queue.
     pub(crate) fn start_async_allocation(&self) -> Result<()> {
-        self.async_allocations
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
-                queued.checked_add(1).filter(|&n| n <= ASYNC_ALLOCATIONS)
-            })
-            .map(drop)
-            .map_err(|queued| {
-                BrokerError::new(
-                    BrokerErrorCode::Busy,
-                    format!("this session has {queued} asynchronous allocations queued or running"),
-                )
-            })
+        self.ledger.start_async_allocation()
     }
 
     /// Counts one asynchronous allocation less.
     pub(crate) fn end_async_allocation(&self) {
-        let _ = self
-            .async_allocations
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.ledger.end_async_allocation();
     }
 }
