@@ -277,4 +277,22 @@ mod tests {
         ledger.open_session(2).expect("room again");
         assert_eq!(ledger.sessions(), 2);
     }
+
+    #[test]
+    fn asynchronous_allocations_are_bounded_per_uid() {
+        let ledger = UidLedger::new(
+            7,
+            Quota {
+                bytes: 1 << 20,
+                buffers: 1,
+            },
+        );
+        for _ in 0..ASYNC_ALLOCATIONS {
+            ledger.start_async_allocation().expect("within the share");
+        }
+        let err = ledger.start_async_allocation().expect_err("past the share");
+        assert_eq!(err.kind, BrokerErrorCode::Busy);
+        ledger.end_async_allocation();
+        ledger.start_async_allocation().expect("room again");
+    }
 }
