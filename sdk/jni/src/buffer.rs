@@ -106,10 +106,9 @@ impl NativeBuffer {
             }
         };
         let mapping = slot.insert(mapping);
-        let bytes = mapping.0.as_mut_slice();
-        let start = NonNull::new(bytes.as_mut_ptr())
+        let start = NonNull::new(mapping.0.as_mut_ptr())
             .ok_or_else(|| Failure::Argument("the mapping has no address".into()))?;
-        Ok((start, bytes.len()))
+        Ok((start, mapping.0.len()))
     }
 
     /// Unmaps the buffer and gives it back.

@@ -60,7 +60,7 @@ fn load_a_file_and_check_its_hash() {
         .buffer()
         .cpu_access(SyncDirection::Read)
         .expect("sync");
-    assert_eq!(hash(&mapping.as_slice()[..len]), expected);
+    assert_eq!(hash(&mapping.to_vec()[..len]), expected);
     std::fs::remove_file(&path).expect("remove");
 }
 
@@ -173,7 +173,7 @@ fn broker_loads_by_path_report_progress() {
         .buffer()
         .cpu_access(SyncDirection::Read)
         .expect("sync");
-    assert_eq!(hash(&mapping.as_slice()[..len as usize]), expected);
+    assert_eq!(hash(&mapping.to_vec()[..len as usize]), expected);
     access.end().expect("end access");
     drop(mapping);
 
