@@ -21,6 +21,7 @@ mod alloc;
 mod bench;
 mod inspect;
 mod plot;
+mod progress;
 mod transfer;
 mod units;
 

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use rsheap::{FileIo, Mapping, Span, SyncDirection};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::alloc::{Allocated, SourceArgs};
+use crate::progress::Progress;
 use crate::units;
 
 /// `load`'s arguments.
@@ -46,19 +46,6 @@ pub struct StoreArgs {
     heap: String,
 }
 
-/// A byte-counting bar on standard error, hidden when that is not a terminal.
-fn progress_bar(total: u64, verb: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{verb} [{{bar:40}}] {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
-}
-
 /// `load`.
 pub fn load(args: &LoadArgs) -> Result<()> {
     let file_len = std::fs::metadata(&args.file)
@@ -78,8 +65,8 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         buffer_offset: 0,
         len,
     };
-    let bar = progress_bar(len, "loading");
-    let mut progress = |done: u64, _total: u64| bar.set_position(done);
+    let mut bar = Progress::new(len, "loading");
+    let mut progress = |done: u64, _total: u64| bar.set(done);
     let start = Instant::now();
     let (loaded, direct) = match &allocated {
         Allocated::Broker(broker, buffer) => (
@@ -92,7 +79,7 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         }
     };
     let took = start.elapsed();
-    bar.finish_and_clear();
+    bar.finish();
     let via = direct.map_or(String::new(), |direct| {
         format!(", {} by direct I/O", units::bytes(direct))
     });
@@ -148,13 +135,13 @@ pub fn store(args: &StoreArgs) -> Result<()> {
             access.end()?;
         }
     }
-    let bar = progress_bar(len, "storing");
+    let mut bar = Progress::new(len, "storing");
     let start = Instant::now();
     let moved = io.store_path(&args.file, buffer, Span::start(len), &mut |done, _| {
-        bar.set_position(done)
+        bar.set(done)
     })?;
     let took = start.elapsed();
-    bar.finish_and_clear();
+    bar.finish();
     println!(
         "stored {} ({} bytes, {} by direct I/O) from heap {} to {} in {}: {}",
         units::bytes(moved.bytes),
