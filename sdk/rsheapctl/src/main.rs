@@ -77,8 +77,8 @@ enum Command {
         /// Runs per heap and size; medians are reported.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
         runs: u32,
-        /// Also draw the speed-ups into this PNG file.
-        #[arg(long, value_name = "FILE.png")]
+        /// Also draw the speed-ups into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
     },
 }

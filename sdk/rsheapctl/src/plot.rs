@@ -1,30 +1,20 @@
 //! `bench --plot`: the speed-ups as grouped bars, one group per size and heap compared with.
+//!
+//! The chart is an SVG file: AOSP builds `libplotters` with its SVG backend only (no bitmap
+//! backend, no font rendering), so SVG is what draws the same chart under cargo and in a
+//! platform build. The viewer renders the labels with its own fonts; plotters estimates their
+//! widths to lay the chart out.
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use plotters::prelude::*;
 
 use crate::bench::{Ratio, STAGES};
 use crate::units;
 
-/// Fonts tried in order for the labels: Debian's DejaVu, then Android's Roboto.
-const FONTS: [&str; 2] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/system/fonts/Roboto-Regular.ttf",
-];
-
-/// Draws `ratios` into the PNG at `path`.
+/// Draws `ratios` into the SVG file at `path`.
 pub fn speedups(path: &Path, subject: &str, ratios: &[Ratio]) -> Result<()> {
-    let font = FONTS
-        .iter()
-        .find_map(|path| std::fs::read(path).ok())
-        .with_context(|| format!("no font for the plot's labels: tried {}", FONTS.join(", ")))?;
-    // The font registry keeps fonts for the life of the process.
-    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-        .map_err(|_| anyhow!("the plot's font is not usable"))?;
-
     // One bar per size, heap compared with, and stage, top to bottom.
     let bars: Vec<(String, usize, f64)> = ratios
         .iter()
@@ -42,7 +32,7 @@ pub fn speedups(path: &Path, subject: &str, ratios: &[Ratio]) -> Result<()> {
     let right = bars.iter().map(|(_, _, x)| *x).fold(2.0f64, f64::max) * 1.15;
     let rows = u32::try_from(bars.len()).unwrap_or(u32::MAX);
     let height = rows.saturating_mul(24).saturating_add(110);
-    let root = BitMapBackend::new(path, (1000, height)).into_drawing_area();
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -88,4 +78,31 @@ pub fn speedups(path: &Path, subject: &str, ratios: &[Ratio]) -> Result<()> {
     root.present()
         .with_context(|| format!("write {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_is_svg_with_a_bar_per_size_heap_and_stage() {
+        let path = std::env::temp_dir().join(format!("rsheapctl-plot-{}.svg", std::process::id()));
+        let ratios = [Ratio {
+            size: 8 << 20,
+            other: "system".into(),
+            stages: [1.5, 0.8, 2.25, 1.0],
+        }];
+        speedups(&path, "rsheap", &ratios).expect("plot");
+        let svg = std::fs::read_to_string(&path).expect("read the plot");
+        std::fs::remove_file(&path).expect("remove the plot");
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("rsheap speed-up"), "{svg}");
+        for stage in STAGES {
+            assert!(
+                svg.contains(&format!("8.0 MiB vs system: {stage}")),
+                "{stage}"
+            );
+        }
+        assert!(svg.contains(" 2.25x"), "the fill bar's value");
+    }
 }
