@@ -299,8 +299,19 @@ fn concurrent_allocations_from_many_threads() {
 
 #[test]
 fn module_stays_loaded_while_its_heap_is_registered() {
-    let err = nix::kmod::delete_module(c"rsheap", nix::kmod::DeleteModuleFlags::O_NONBLOCK)
-        .expect_err("rmmod of a registered heap must fail");
+    // The system call itself: nix's `kmod` is a feature AOSP's libnix does not build, and
+    // this package's system_broker.rs builds there.
+    // SAFETY: `delete_module` takes a NUL-terminated name, which lives through the call, and
+    // flags; it touches no memory of this process.
+    let result = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_delete_module,
+            c"rsheap".as_ptr(),
+            nix::libc::O_NONBLOCK,
+        )
+    };
+    assert_eq!(result, -1, "rmmod of a registered heap must fail");
+    let err = Errno::last();
     assert!(matches!(err, Errno::EWOULDBLOCK | Errno::EBUSY), "{err}");
     rsheap()
         .allocate(1 << 20)
