@@ -61,6 +61,10 @@ const AOSP_MODULES: &[(&str, &str)] = &[
     ("libnix", "external/rust/android-crates-io/crates/nix"),
     ("libserde", "external/rust/android-crates-io/crates/serde"),
     (
+        "libserde_json",
+        "external/rust/android-crates-io/crates/serde_json",
+    ),
+    (
         "libthiserror",
         "external/rust/android-crates-io/crates/thiserror",
     ),
@@ -197,6 +201,14 @@ const AOSP_CRATES: &[AospCrate] = &[
         defaults: &["std"],
         mirror: WAYDROID,
         commit: "01cf676cce957184912bb32d3f6e45a306c17f29",
+    },
+    AospCrate {
+        module: "libserde_json",
+        version: "1.0.150",
+        features: &["default", "std"],
+        defaults: &["std"],
+        mirror: CODELINARO,
+        commit: "0c0979e18a6ca13d19fd95b8a250b41ffcf11b2b",
     },
     AospCrate {
         module: "libthiserror",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use rsheap::{Heap, Mapping, SyncDirection};
+use serde_json::{json, Map, Value};
 
 use crate::units;
 
@@ -22,8 +23,15 @@ struct Timings {
     free: Duration,
 }
 
-/// `bench`: a table of medians, a table of ratios, and with `plot` a chart of the ratios.
-pub fn run(heaps: &[String], sizes: &[u64], runs: u32, plot: Option<&Path>) -> Result<()> {
+/// `bench`: a table of medians, a table of ratios, and with `plot` a chart of the ratios; with
+/// `json`, the same as one JSON object.
+pub fn run(
+    heaps: &[String],
+    sizes: &[u64],
+    runs: u32,
+    plot: Option<&Path>,
+    json: bool,
+) -> Result<()> {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header([
         "size", "heap", "allocate", "mmap", "fill", "verify", "free", "checks",
@@ -47,18 +55,76 @@ pub fn run(heaps: &[String], sizes: &[u64], runs: u32, plot: Option<&Path>) -> R
             results.push((size, name.clone(), timings));
         }
     }
-    println!("median of {runs} runs per cell\n{table}");
-    if let (Some(first), true) = (heaps.first(), heaps.len() >= 2) {
-        let ratios = ratios(first, heaps, sizes, &results);
-        print_ratios(first, &ratios);
-        if let Some(path) = plot {
-            crate::plot::speedups(path, first, &ratios)?;
+    let comparison = match (heaps.first(), heaps.len() >= 2) {
+        (Some(first), true) => Some((first, ratios(first, heaps, sizes, &results))),
+        _ => None,
+    };
+    if !json {
+        println!("median of {runs} runs per cell\n{table}");
+        if let Some((first, ratios)) = &comparison {
+            print_ratios(first, ratios);
+        }
+    }
+    if let Some(path) = plot {
+        let Some((first, ratios)) = &comparison else {
+            bail!("a plot compares heaps: name at least two with --heaps");
+        };
+        crate::plot::speedups(path, first, ratios)?;
+        if !json {
             println!("plot: {}", path.display());
         }
-    } else if plot.is_some() {
-        bail!("a plot compares heaps: name at least two with --heaps");
+    }
+    if json {
+        return print_json(runs, &results, comparison.as_ref(), plot);
     }
     Ok(())
+}
+
+/// `bench --json`: the medians in milliseconds per size and heap, and the speed-ups of the
+/// first heap over each other one.
+fn print_json(
+    runs: u32,
+    results: &[(usize, String, Timings)],
+    comparison: Option<&(&String, Vec<Ratio>)>,
+    plot: Option<&Path>,
+) -> Result<()> {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let medians: Vec<Value> = results
+        .iter()
+        .map(|(size, heap, t)| {
+            json!({
+                "size": size,
+                "heap": heap,
+                "allocate_ms": ms(t.alloc),
+                "mmap_ms": ms(t.mmap),
+                "fill_ms": ms(t.fill),
+                "verify_ms": ms(t.verify),
+                "free_ms": ms(t.free),
+            })
+        })
+        .collect();
+    let speedups: Vec<Value> = comparison
+        .map(|(_, ratios)| ratios.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|ratio| {
+            let mut stages: Map<String, Value> = STAGES
+                .iter()
+                .zip(ratio.stages)
+                .map(|(stage, x)| ((*stage).to_owned(), Value::from(x)))
+                .collect();
+            stages.insert("size".into(), ratio.size.into());
+            stages.insert("versus".into(), ratio.other.clone().into());
+            Value::Object(stages)
+        })
+        .collect();
+    crate::inspect::print_json(&json!({
+        "runs": runs,
+        "medians": medians,
+        "subject": comparison.map(|(first, _)| first),
+        "speedups": speedups,
+        "plot": plot.map(|path| path.display().to_string()),
+    }))
 }
 
 fn ms(d: Duration) -> Cell {
