@@ -27,7 +27,7 @@ fn uncached_buffers_are_zeroed_and_keep_their_contents() {
                 .cpu_access(SyncDirection::Write)
                 .expect("begin CPU write");
             mapping
-                .write_at(0, &pattern(seed as u8, len))
+                .write_at(0, &pattern(seed as u8, mapping.len()))
                 .expect("write the pattern");
         }
         drop(mapping);
