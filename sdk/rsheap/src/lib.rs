@@ -50,8 +50,8 @@ pub mod uapi;
 
 pub use account::{Account, AccountUsage};
 pub use broker::{
-    AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, HeapInfo, Usage,
-    CONNECT_TIMEOUT,
+    AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, BufferSpec, FileLoad,
+    FreeBatchError, HeapInfo, SessionLimits, Usage, CONNECT_TIMEOUT, MAX_BATCH,
 };
 pub use buffer::{page_size, Buffer, CpuAccess, Mapping, ReadOnlyMapping, SyncDirection};
 pub use error::{Error, Result};
