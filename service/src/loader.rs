@@ -386,21 +386,24 @@ fn read_into_mapping(job: &LoadJob, span: Span) -> Result<u64> {
     let len = usize::try_from(span.len).map_err(|_| io_error(job, Errno::EFBIG))?;
     let mut mapping = job.buffer.map()?;
     let _access = job.buffer.cpu_access(SyncDirection::Write)?;
-    let outside = || BrokerError::invalid("the range is outside the buffer");
-    let end = start.checked_add(len).ok_or_else(outside)?;
-    let target = mapping
-        .as_mut_slice()
-        .get_mut(start..end)
-        .ok_or_else(outside)?;
-    let mut done = 0;
-    while let Some(rest) = target.get_mut(done..).filter(|rest| !rest.is_empty()) {
-        let offset = i64::try_from(span.file_offset.saturating_add(done as u64))
-            .map_err(|_| io_error(job, Errno::EOVERFLOW))?;
-        match nix::sys::uio::pread(job.file.as_fd(), rest, offset) {
+    if start.checked_add(len).is_none_or(|end| end > mapping.len()) {
+        return Err(BrokerError::invalid("the range is outside the buffer"));
+    }
+    // The client may have the buffer mapped too: the kernel reads straight into the mapping,
+    // which this process never views as a slice.
+    let mut done: usize = 0;
+    while done < len {
+        let offset = span.file_offset.saturating_add(done as u64);
+        match mapping.read_file_at(
+            start.saturating_add(done),
+            len.saturating_sub(done),
+            job.file.as_fd(),
+            offset,
+        ) {
             Ok(0) => break,
             Ok(n) => done = done.saturating_add(n),
-            Err(Errno::EINTR) => {}
-            Err(errno) => return Err(io_error(job, errno)),
+            Err(err) if err.errno() == Some(Errno::EINTR) => {}
+            Err(err) => return Err(io_error(job, err.errno().unwrap_or(Errno::EOVERFLOW))),
         }
     }
     Ok(done as u64)

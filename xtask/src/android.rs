@@ -6,8 +6,10 @@
 //!   the `aidl_interface`, or one of AOSP's in [`AOSP_MODULES`] or [`IMPORTED_MODULES`]. Every
 //!   Rust module builds the crate root of a cargo target under the same crate name and
 //!   edition, and its `rustlibs` are exactly the AOSP modules of the cargo dependencies its
-//!   sources use, so the two builds cannot drift. The device makefiles name files and modules
-//!   of the tree.
+//!   sources use, so the two builds cannot drift. The features a Soong-built crate's
+//!   Cargo.toml asks of an AOSP crate (default ones included) are among those AOSP's module
+//!   builds ([`AOSP_CRATES`]), so what builds under cargo builds there too. The device
+//!   makefiles name files and modules of the tree.
 //! - **The AOSP binder backend.** `binder/src/aosp.rs` parses and is formatted (`rustfmt`); it
 //!   cannot be type-checked without AOSP's binder crate.
 //! - **AIDL.** Debian's `aidl` (Android 10) compiles the interface for Java and C++, after
@@ -57,11 +59,11 @@ const AOSP_MODULES: &[(&str, &str)] = &[
     ("libclap", "external/rust/android-crates-io/crates/clap"),
     ("liblog_rust", "external/rust/android-crates-io/crates/log"),
     ("libnix", "external/rust/android-crates-io/crates/nix"),
-    (
-        "libplotters",
-        "external/rust/android-crates-io/crates/plotters",
-    ),
     ("libserde", "external/rust/android-crates-io/crates/serde"),
+    (
+        "libserde_json",
+        "external/rust/android-crates-io/crates/serde_json",
+    ),
     (
         "libthiserror",
         "external/rust/android-crates-io/crates/thiserror",
@@ -87,6 +89,135 @@ const CRATE_MODULES: &[(&str, &str)] = &[
     ("log", "liblog_rust"),
     ("rsbinder", "libbinder_rs"),
     ("vendor-rsheap-aidl", "vendor.rsheap-V2-rust"),
+];
+
+/// How AOSP builds a crate of external/rust/android-crates-io that the tree uses.
+struct AospCrate {
+    /// Its module.
+    module: &'static str,
+    /// The version AOSP carries.
+    version: &'static str,
+    /// The features its module enables: cargo_embargo writes the whole set, `default` (where
+    /// on) and every feature it turns on included.
+    features: &'static [&'static str],
+    /// The crate's own `default` features, from its Cargo.toml: what a dependency that keeps
+    /// default features asks for.
+    defaults: &'static [&'static str],
+    /// Where `features` was read: the crate's generated `Android.bp`, in this public mirror
+    /// of external/rust/android-crates-io ...
+    mirror: &'static str,
+    /// ... at this commit.
+    commit: &'static str,
+}
+
+/// The newer of two mirrors of external/rust/android-crates-io, for the crates it has.
+const CODELINARO: &str = "CodeLinaro-mirror/la_kernel_platform_external_rust_android-crates-io";
+/// The other mirror, for the crates the newer one lacks.
+const WAYDROID: &str = "WayDroid-ATV/android_external_rust_android-crates-io";
+
+/// The crates the tree's Soong modules may take from AOSP, with the features AOSP builds.
+/// Read from each crate's `Android.bp` (see [`AospCrate::mirror`]); `defaults` from the crates'
+/// Cargo.toml. Update an entry when AOSP upgrades the crate.
+const AOSP_CRATES: &[AospCrate] = &[
+    AospCrate {
+        module: "libandroid_logger",
+        version: "0.15.0",
+        features: &["default", "regex"],
+        defaults: &["regex"],
+        mirror: WAYDROID,
+        commit: "04c36cfced521a7ce049ab79c28094214f187376",
+    },
+    AospCrate {
+        module: "libanyhow",
+        version: "1.0.97",
+        features: &["default", "std"],
+        defaults: &["std"],
+        mirror: WAYDROID,
+        commit: "04056942ef2b337890c10b240365aba3592229ac",
+    },
+    AospCrate {
+        module: "libbasic_toml",
+        version: "0.1.10",
+        features: &[],
+        defaults: &[],
+        mirror: WAYDROID,
+        commit: "de2409f1258b96c0c5fec5babd237c1d0cb8d735",
+    },
+    AospCrate {
+        module: "libclap",
+        version: "4.6.1",
+        features: &["derive", "error-context", "help", "std", "string", "usage"],
+        defaults: &[
+            "std",
+            "color",
+            "help",
+            "usage",
+            "error-context",
+            "suggestions",
+        ],
+        mirror: CODELINARO,
+        commit: "c80ef55b9373420dfcd4a577d82c03013ffb05bd",
+    },
+    AospCrate {
+        module: "liblog_rust",
+        version: "0.4.33",
+        features: &["std"],
+        defaults: &[],
+        mirror: CODELINARO,
+        commit: "3964b2d0c2ae774efc15dfee25d5c8dc588d608d",
+    },
+    AospCrate {
+        module: "libnix",
+        version: "0.31.3",
+        features: &[
+            "event",
+            "feature",
+            "fs",
+            "inotify",
+            "ioctl",
+            "memoffset",
+            "mman",
+            "mount",
+            "net",
+            "poll",
+            "process",
+            "resource",
+            "sched",
+            "signal",
+            "socket",
+            "term",
+            "time",
+            "uio",
+            "user",
+        ],
+        defaults: &[],
+        mirror: CODELINARO,
+        commit: "d65280d3bcd0c769658dab76721dcebca712b638",
+    },
+    AospCrate {
+        module: "libserde",
+        version: "1.0.219",
+        features: &["default", "derive", "rc", "serde_derive", "std"],
+        defaults: &["std"],
+        mirror: WAYDROID,
+        commit: "01cf676cce957184912bb32d3f6e45a306c17f29",
+    },
+    AospCrate {
+        module: "libserde_json",
+        version: "1.0.150",
+        features: &["default", "std"],
+        defaults: &["std"],
+        mirror: CODELINARO,
+        commit: "0c0979e18a6ca13d19fd95b8a250b41ffcf11b2b",
+    },
+    AospCrate {
+        module: "libthiserror",
+        version: "2.0.11",
+        features: &["default", "std"],
+        defaults: &["std"],
+        mirror: WAYDROID,
+        commit: "01cf676cce957184912bb32d3f6e45a306c17f29",
+    },
 ];
 
 /// Cargo dependencies that have no module in a platform build: host-only ones.
@@ -195,6 +326,10 @@ pub fn check(root: &Path, tally: &mut Tally) {
         (
             "Android.bp Rust modules match their cargo crates",
             tree.check_rust(root),
+        ),
+        (
+            "Android.bp Rust modules need only crate features AOSP builds",
+            tree.check_features(root),
         ),
         (
             "binder/src/aosp.rs parses and is formatted",
@@ -429,18 +564,8 @@ impl Tree {
             if edition != Some(target.edition.as_str()) {
                 problems.push(format!("{at}: edition is not cargo's {}", target.edition));
             }
-            let sources = crate_sources(&path, &targets)?;
-            let tests = module.kind == "rust_test"
-                || !target
-                    .src_path
-                    .starts_with(root.join(module.dir()).join("src"));
-            let expected: BTreeSet<String> = target
-                .dependencies
+            let expected: BTreeSet<String> = used_dependencies(root, module, target, &targets)?
                 .iter()
-                .chain(target.dev_dependencies.iter().filter(|_| tests))
-                .filter(|dep| !HOST_ONLY_CRATES.contains(&dep.as_str()))
-                .filter(|dep| lib_name(&targets, dep) != crate_name)
-                .filter(|dep| uses_crate(&sources, &lib_name(&targets, dep)))
                 .map(|dep| self.soong_module(dep, &targets))
                 .collect();
             let mut listed: BTreeSet<String> = module.strings("rustlibs").into_iter().collect();
@@ -451,6 +576,44 @@ impl Tree {
                 problems.push(format!(
                     "{at}: rustlibs {listed:?}, but the crate uses {expected:?}"
                 ));
+            }
+        }
+        ensure_none(problems)
+    }
+
+    /// Every Soong-built crate asks of each AOSP crate it uses only features AOSP's module
+    /// builds.
+    fn check_features(&self, root: &Path) -> Result<()> {
+        let targets = cargo_targets(root)?;
+        let mut problems = Vec::new();
+        for module in self
+            .modules
+            .iter()
+            .filter(|m| RUST_MODULES.contains(&m.kind.as_str()))
+        {
+            // A module without a cargo target is `check_rust`'s to report.
+            let crate_root = module
+                .strings("srcs")
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let path = root.join(module.dir()).join(&crate_root);
+            let Some(target) = targets.iter().find(|t| t.src_path == path) else {
+                continue;
+            };
+            for dep in used_dependencies(root, module, target, &targets)? {
+                let soong = self.soong_module(&dep, &targets);
+                let Some(aosp) = AOSP_CRATES.iter().find(|c| c.module == soong) else {
+                    continue;
+                };
+                let asked = target.features.get(&dep).cloned().unwrap_or_default();
+                if let Some(problem) = missing_features(aosp, &asked) {
+                    problems.push(format!(
+                        "{} ({}): {problem}",
+                        module.name(),
+                        module.file.display()
+                    ));
+                }
             }
         }
         ensure_none(problems)
@@ -480,6 +643,58 @@ impl Tree {
                 |(_, module)| (*module).to_owned(),
             )
     }
+}
+
+/// The cargo dependencies a Soong module builds with: the normal ones (and for a test, the dev
+/// ones) its sources use, without host-only crates and its own.
+fn used_dependencies(
+    root: &Path,
+    module: &Module,
+    target: &CargoTarget,
+    targets: &[CargoTarget],
+) -> Result<Vec<String>> {
+    let crate_name = module.string("crate_name").unwrap_or_default();
+    let sources = crate_sources(&target.src_path, targets)?;
+    let tests = module.kind == "rust_test"
+        || !target
+            .src_path
+            .starts_with(root.join(module.dir()).join("src"));
+    Ok(target
+        .dependencies
+        .iter()
+        .chain(target.dev_dependencies.iter().filter(|_| tests))
+        .filter(|dep| !HOST_ONLY_CRATES.contains(&dep.as_str()))
+        .filter(|dep| lib_name(targets, dep) != crate_name)
+        .filter(|dep| uses_crate(&sources, &lib_name(targets, dep)))
+        .cloned()
+        .collect())
+}
+
+/// What a dependency asks of `aosp` (its `features`, and `default` for the crate's default
+/// features) that AOSP's module does not build, if anything.
+fn missing_features(aosp: &AospCrate, asked: &BTreeSet<String>) -> Option<String> {
+    let missing: Vec<&str> = asked
+        .iter()
+        .flat_map(|feature| match feature.as_str() {
+            "default" => aosp.defaults.to_vec(),
+            feature => vec![feature],
+        })
+        .filter(|feature| !aosp.features.contains(feature))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "needs {} features {missing:?}, which AOSP's {} {} lacks (it builds {:?}; {}@{})",
+        aosp.module.trim_start_matches("lib"),
+        aosp.module,
+        aosp.version,
+        aosp.features,
+        aosp.mirror,
+        aosp.commit,
+    ))
 }
 
 /// The name a dependency is used by: its library's, for the workspace's own packages.
@@ -550,6 +765,9 @@ struct CargoTarget {
     dependencies: Vec<String>,
     /// The package's dev-dependencies, which its tests may use too.
     dev_dependencies: Vec<String>,
+    /// The features the package asks of each dependency, `default` standing for the
+    /// dependency's default features.
+    features: BTreeMap<String, BTreeSet<String>>,
 }
 
 fn cargo_targets(root: &Path) -> Result<Vec<CargoTarget>> {
@@ -579,6 +797,18 @@ fn cargo_targets(root: &Path) -> Result<Vec<CargoTarget>> {
                 .filter_map(|dep| Some(dep["name"].as_str()?.to_owned()))
                 .collect()
         };
+        let mut features: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            let Some(name) = dep["name"].as_str() else {
+                continue;
+            };
+            let asked = features.entry(name.to_owned()).or_default();
+            if dep["uses_default_features"] == true {
+                asked.insert("default".to_owned());
+            }
+            let listed = dep["features"].as_array().into_iter().flatten();
+            asked.extend(listed.filter_map(|f| Some(f.as_str()?.to_owned())));
+        }
         let all_targets = package["targets"].as_array().cloned().unwrap_or_default();
         let library = all_targets
             .iter()
@@ -605,6 +835,7 @@ fn cargo_targets(root: &Path) -> Result<Vec<CargoTarget>> {
                 edition: target["edition"].as_str().unwrap_or_default().to_owned(),
                 dependencies: deps,
                 dev_dependencies: dependencies(true),
+                features: features.clone(),
             });
         }
     }
@@ -1418,6 +1649,59 @@ fn check_tests(root: &Path, tree: &Tree) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn aosp_crate(module: &str) -> &'static AospCrate {
+        AOSP_CRATES
+            .iter()
+            .find(|c| c.module == module)
+            .unwrap_or_else(|| panic!("no features recorded for {module}"))
+    }
+
+    fn asked(features: &[&str]) -> BTreeSet<String> {
+        features.iter().map(|f| (*f).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_crate_feature_aosp_lacks_fails_the_check() {
+        // What the suites asked before system_broker.rs could build in AOSP.
+        let nix = aosp_crate("libnix");
+        let problem = missing_features(nix, &asked(&["kmod", "mount", "process"]))
+            .expect("kmod is not in AOSP's libnix");
+        assert!(problem.contains(r#"["kmod"]"#), "{problem}");
+        assert!(problem.contains("libnix 0.31.3"), "{problem}");
+        assert_eq!(missing_features(nix, &asked(&["mount", "process"])), None);
+    }
+
+    #[test]
+    fn default_features_count_as_the_crates_defaults() {
+        let clap = aosp_crate("libclap");
+        let problem = missing_features(clap, &asked(&["default", "derive"])).expect("a problem");
+        assert!(problem.contains(r#"["color", "suggestions"]"#), "{problem}");
+        assert_eq!(missing_features(clap, &asked(&["derive", "std"])), None);
+        // A crate without default features asks nothing by keeping them.
+        assert_eq!(
+            missing_features(aosp_crate("libnix"), &asked(&["default"])),
+            None
+        );
+    }
+
+    #[test]
+    fn every_crates_io_module_has_its_features_recorded() {
+        for (module, path) in AOSP_MODULES {
+            if path.starts_with("external/rust/android-crates-io/") {
+                aosp_crate(module);
+            }
+        }
+        for aosp in AOSP_CRATES {
+            assert!(
+                AOSP_MODULES
+                    .iter()
+                    .any(|(module, _)| *module == aosp.module),
+                "{} is recorded but not among AOSP_MODULES",
+                aosp.module
+            );
+        }
+    }
 
     #[test]
     fn matrix_versions_may_be_ranges() {

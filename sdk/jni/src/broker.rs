@@ -7,15 +7,17 @@
 //! `HeapBroker.close()` frees its open buffers through the broker first, so that each closes
 //! on the Java side too.
 
-use jni::objects::{JClass, JObject, JObjectArray, JString};
+use std::os::fd::BorrowedFd;
+
+use jni::objects::{JClass, JLongArray, JObject, JObjectArray, JString};
 use jni::refs::Global;
 use jni::sys::{jboolean, jint, jlong};
 use jni::{jni_sig, native_method, Env, JValue, NativeMethod};
-use rsheap::{AllocationOptions, Broker, Usage};
+use rsheap::{AllocationOptions, Broker, BrokerBuffer, BufferSpec, FileLoad, Usage};
 
-use crate::buffer::NativeBuffer;
 use crate::classes;
 use crate::errors::{Failure, Result, ThrowRsheapException};
+use crate::fd;
 use crate::handle;
 
 /// The native methods of `dev.rsheap.HeapBroker`.
@@ -38,6 +40,25 @@ pub const METHODS: &[NativeMethod] = &[
             heap: JString,
             debug_name: JString,
         ) -> dev.rsheap.Buffer,
+        error_policy = ThrowRsheapException,
+    },
+    native_method! {
+        static fn native_allocate_batch(
+            owner: dev.rsheap.HeapBroker,
+            handle: jlong,
+            numbers: jlong[],
+            heaps: java.lang.String[],
+            debug_names: java.lang.String[],
+            files: java.io.FileDescriptor[],
+        ) -> dev.rsheap.Buffer[],
+        error_policy = ThrowRsheapException,
+    },
+    native_method! {
+        static fn native_free_batch(handle: jlong, buffers: jlong[]),
+        error_policy = ThrowRsheapException,
+    },
+    native_method! {
+        static fn native_limits(handle: jlong) -> dev.rsheap.SessionLimits,
         error_policy = ThrowRsheapException,
     },
     native_method! {
@@ -94,7 +115,17 @@ fn native_allocate<'local>(
     // keeps `nativeClose` from taking it during the call.
     let broker = unsafe { handle::borrow::<Broker>(handle) }?;
     let buffer = broker.allocate(size, &options)?;
-    // From here the allocation is freed again unless a Buffer object comes to own it.
+    new_buffer(env, &owner, broker, buffer)
+}
+
+/// A new `Buffer(owner, handle, info)` owning `buffer`, which is freed again if the object
+/// cannot be made. Makes five local references.
+fn new_buffer<'local>(
+    env: &mut Env<'local>,
+    owner: &JObject<'_>,
+    broker: &Broker,
+    buffer: BrokerBuffer,
+) -> Result<JObject<'local>> {
     let info = match classes::buffer_info(env, buffer.info()) {
         Ok(info) => info,
         Err(err) => {
@@ -102,23 +133,174 @@ fn native_allocate<'local>(
             return Err(err);
         }
     };
-    let native = handle::into_handle(NativeBuffer::new(buffer));
+    let native = handle::into_handle(buffer);
     let object = env.new_object(
         &classes::get()?.buffer,
         jni_sig!((broker: dev.rsheap.HeapBroker, handle: jlong, info: dev.rsheap.BufferInfo) -> void),
         &[
-            JValue::Object(&owner),
+            JValue::Object(owner),
             JValue::Long(native),
             JValue::Object(&info),
         ],
     );
     object.map_err(|err| {
         // SAFETY: The handle was made above, and no Java object holds it.
-        if let Some(native) = unsafe { handle::take::<NativeBuffer>(native) } {
-            let _ = broker.free(native.into_inner());
+        if let Some(buffer) = unsafe { handle::take::<BrokerBuffer>(native) } {
+            let _ = broker.free(*buffer);
         }
         err.into()
     })
+}
+
+/// The numbers of one request in `nativeAllocateBatch`'s `numbers`: size, usage, cached (0
+/// or 1), file offset, length, buffer offset.
+const REQUEST_NUMBERS: usize = 6;
+
+/// `Buffer[] nativeAllocateBatch(HeapBroker owner, long handle, long[] numbers,
+/// String[] heaps, String[] debugNames, FileDescriptor[] files)`: allocates a batch, each
+/// request [`REQUEST_NUMBERS`] numbers, a heap and a debug name (or null), and a file to load
+/// its range of (or null).
+#[allow(clippy::too_many_arguments)]
+fn native_allocate_batch<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    owner: JObject<'local>,
+    handle: jlong,
+    numbers: JLongArray<'local>,
+    heaps: JObjectArray<'local, JString<'local>>,
+    debug_names: JObjectArray<'local, JString<'local>>,
+    files: JObjectArray<'local>,
+) -> Result<JObjectArray<'local>> {
+    let count = files.len(env)?;
+    let mut values = vec![0; count.saturating_mul(REQUEST_NUMBERS)];
+    numbers.get_region(env, 0, &mut values)?;
+    let mut fds = Vec::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
+    for index in 0..count {
+        let file = files.get_element(env, index)?;
+        fds.push(if file.is_null() {
+            None
+        } else {
+            Some(fd::raw_fd(env, &file)?)
+        });
+        env.delete_local_ref(file);
+        let heap = heaps.get_element(env, index)?;
+        let debug_name = debug_names.get_element(env, index)?;
+        names.push((
+            optional_string(env, &heap)?,
+            optional_string(env, &debug_name)?,
+        ));
+        env.delete_local_ref(heap);
+        env.delete_local_ref(debug_name);
+    }
+    let mut specs = Vec::with_capacity(count);
+    for ((request, fd), (heap, debug_name)) in
+        values.chunks_exact(REQUEST_NUMBERS).zip(&fds).zip(names)
+    {
+        let &[size, usage, cached, file_offset, length, buffer_offset] = request else {
+            return Err(Failure::Argument("a request without its numbers".into()));
+        };
+        let size = usize::try_from(size)
+            .map_err(|_| Failure::Argument(format!("size {size} is negative")))?;
+        let usage =
+            i32::try_from(usage).map_err(|_| Failure::Argument(format!("no usage {usage}")))?;
+        let options = AllocationOptions {
+            usage: Usage(usage),
+            cached: cached != 0,
+            heap,
+            debug_name,
+        };
+        let load = match fd {
+            Some(raw) => Some(FileLoad {
+                // SAFETY: The caller keeps each FileDescriptor open for the duration of the
+                // call, as `HeapBroker.allocateBatch`'s Javadoc requires; the SDK duplicates
+                // it before sending.
+                file: unsafe { BorrowedFd::borrow_raw(*raw) },
+                span: crate::buffer::span(file_offset, buffer_offset, length)?,
+            }),
+            None => None,
+        };
+        specs.push(BufferSpec {
+            size,
+            options,
+            load,
+        });
+    }
+    // SAFETY: Java passes the handle of an open HeapBroker and holds its read lock.
+    let broker = unsafe { handle::borrow::<Broker>(handle) }?;
+    let made = broker.allocate_batch(&specs)?;
+    let array = match env.new_object_array(
+        length(made.len())?,
+        &classes::get()?.buffer,
+        JObject::null(),
+    ) {
+        Ok(array) => array,
+        Err(err) => {
+            let _ = broker.free_batch(made);
+            return Err(err.into());
+        }
+    };
+    let mut made = made.into_iter().enumerate();
+    while let Some((index, buffer)) = made.next() {
+        let built = env.with_local_frame(8, |env| -> Result<()> {
+            let object = new_buffer(env, &owner, broker, buffer)?;
+            array.set_element(env, index, &object)?;
+            Ok(())
+        });
+        if let Err(err) = built {
+            // The Buffers made so far belong to Java and are reclaimed with the array; the
+            // rest are freed here.
+            for (_, rest) in made {
+                let _ = broker.free(rest);
+            }
+            return Err(err);
+        }
+    }
+    Ok(array)
+}
+
+/// `void nativeFreeBatch(long handle, long[] buffers)`: frees the buffers, whose handles Java
+/// hands over (each once), in one call; if the broker refuses the batch (one of them is of a
+/// broker that restarted), each is freed alone, quietly, as `Buffer.close()` frees. With
+/// `handle` 0 (the HeapBroker is closed) they are only closed here.
+fn native_free_batch<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+    buffers: JLongArray<'local>,
+) -> Result<()> {
+    let mut handles = vec![0; buffers.len(env)?];
+    buffers.get_region(env, 0, &mut handles)?;
+    let taken: Vec<BrokerBuffer> = handles
+        .into_iter()
+        // SAFETY: Java hands over each handle of a Buffer it closed, once, and never passes it
+        // again.
+        .filter_map(|buffer| unsafe { handle::take::<BrokerBuffer>(buffer) })
+        .map(|buffer| *buffer)
+        .collect();
+    if handle == 0 {
+        return Ok(());
+    }
+    // SAFETY: Java passes the handle of an open HeapBroker and holds its read lock.
+    let broker = unsafe { handle::borrow::<Broker>(handle) }?;
+    if let Err(refused) = broker.free_batch(taken) {
+        for buffer in refused.buffers {
+            let _ = broker.free(buffer);
+        }
+    }
+    Ok(())
+}
+
+/// `SessionLimits nativeLimits(long handle)`: what the session may allocate.
+fn native_limits<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    handle: jlong,
+) -> Result<JObject<'local>> {
+    // SAFETY: Java passes the handle of an open HeapBroker and holds its read lock.
+    let broker = unsafe { handle::borrow::<Broker>(handle) }?;
+    let limits = broker.limits()?;
+    classes::session_limits(env, &limits)
 }
 
 /// `HeapInfo[] nativeHeaps(long handle)`: the broker's heaps with its accounting.

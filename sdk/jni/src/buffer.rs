@@ -1,41 +1,46 @@
-//! `dev.rsheap.Buffer`'s native methods, and [`NativeBuffer`], the broker buffer and CPU
-//! mapping a `Buffer` holds as its handle.
+//! `dev.rsheap.BufferState`'s native methods: a broker buffer (`rsheap::BrokerBuffer`) held as
+//! the handle of a Java `Buffer`'s state.
 //!
-//! The mapping is made on the first `map()` and lives until `close()`; every `ByteBuffer`
-//! `map()` returns points into it, so Java documents that they are valid only until then.
-//! Loads report progress to a `LoadListener` on the calling thread, with the calling thread's
-//! JNI environment: the SDK's progress callback is not `Send`, so it cannot run anywhere else,
-//! and no thread needs attaching.
+//! Mappings are [`Region`]s of their own, each with its own handle, so that they can outlive
+//! the buffer as anonymous memory (see [`crate::region`]). Loads report progress to a
+//! `LoadListener` on the calling thread, with the calling thread's JNI environment: the SDK's
+//! progress callback is not `Send`, so it cannot run anywhere else, and no thread needs
+//! attaching.
 
-use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::ptr::NonNull;
-use std::sync::{Mutex, PoisonError};
 
-use jni::objects::{JByteBuffer, JClass, JObject, JString};
+use jni::objects::{JClass, JObject, JString};
 use jni::sys::{jboolean, jint, jlong};
 use jni::{jni_sig, jni_str, native_method, Env, JValue, NativeMethod};
-use rsheap::{Broker, BrokerBuffer, Mapping, Span, SyncDirection};
+use rsheap::{Broker, BrokerBuffer, Span, SyncDirection};
 
 use crate::errors::{Failure, Result, ThrowRsheapException};
+use crate::fd;
 use crate::handle;
+use crate::region::Region;
 
-/// The native methods of `dev.rsheap.Buffer`.
+/// The native methods of `dev.rsheap.BufferState`.
 pub const METHODS: &[NativeMethod] = &[
     native_method! {
-        static fn native_map(handle: jlong) -> java.nio.ByteBuffer,
+        static fn native_map(buffer: jlong, offset: jlong, length: jlong) -> jlong,
         error_policy = ThrowRsheapException,
     },
     native_method! {
-        static fn native_load_file(
+        static fn native_load(
             broker: jlong,
             buffer: jlong,
             path: JString,
+            file: java.io.FileDescriptor,
             file_offset: jlong,
             buffer_offset: jlong,
             length: jlong,
             listener: dev.rsheap.LoadListener,
         ) -> jlong,
+        error_policy = ThrowRsheapException,
+    },
+    native_method! {
+        static fn native_cancel_loads(broker: jlong, buffer: jlong),
         error_policy = ThrowRsheapException,
     },
     native_method! {
@@ -46,155 +51,100 @@ pub const METHODS: &[NativeMethod] = &[
         static fn native_sync(buffer: jlong, start: jboolean, direction: jint),
         error_policy = ThrowRsheapException,
     },
+    native_method! {
+        static fn native_dup_fd(buffer: jlong) -> java.io.FileDescriptor,
+        error_policy = ThrowRsheapException,
+    },
+    native_method! {
+        static fn native_share_read_only(broker: jlong, buffer: jlong) -> java.io.FileDescriptor,
+        error_policy = ThrowRsheapException,
+    },
 ];
 
-/// A broker buffer and, once mapped, its CPU mapping.
-///
-/// # Invariants
-///
-/// `buffer` comes from `Box::leak` and is owned by this value: it is released only by
-/// [`NativeBuffer::into_inner`] or `Drop`, and each of them empties `mapping` (which borrows
-/// it) first.
-pub struct NativeBuffer {
-    /// The CPU mapping, made on first use; it borrows `*buffer`.
-    mapping: Mutex<Option<SharedMapping>>,
-    /// The buffer, boxed so that the mapping's borrow of it stays put.
-    buffer: NonNull<BrokerBuffer>,
-}
-
-// SAFETY: `NativeBuffer` owns its `BrokerBuffer` as a `Box` would, and `BrokerBuffer` is
-// `Send + Sync`; the mapping sits behind a mutex and is itself `Send`.
-unsafe impl Send for NativeBuffer {}
-// SAFETY: As for `Send`: shared access reaches the buffer only by `&` and the mapping only
-// through the mutex.
-unsafe impl Sync for NativeBuffer {}
-
-/// A mapping any thread may use and unmap.
-struct SharedMapping(Mapping<'static>);
-
-// SAFETY: A mapping is address space of the whole process: any thread may access and unmap
-// it. `Mapping` is not `Send` only because it holds a raw pointer.
-unsafe impl Send for SharedMapping {}
-
-impl NativeBuffer {
-    /// Takes ownership of `buffer`, unmapped.
-    pub fn new(buffer: BrokerBuffer) -> Self {
-        // INVARIANT: The pointer comes from `Box::leak` and is owned from here on.
-        Self {
-            mapping: Mutex::new(None),
-            buffer: NonNull::from(Box::leak(Box::new(buffer))),
-        }
-    }
-
-    /// The broker buffer.
-    pub fn buffer(&self) -> &BrokerBuffer {
-        // SAFETY: By the type invariants `buffer` is live for as long as `self`.
-        unsafe { self.buffer.as_ref() }
-    }
-
-    /// The start and length of the CPU mapping of the whole buffer, made on the first call.
-    fn map(&self) -> Result<(NonNull<u8>, usize)> {
-        let mut slot = self.mapping.lock().unwrap_or_else(PoisonError::into_inner);
-        let mapping = match slot.take() {
-            Some(mapping) => mapping,
-            None => {
-                // SAFETY: By the type invariants `*self.buffer` outlives every mapping in
-                // `self.mapping`, which `into_inner` and `drop` empty before releasing it; so
-                // the `'static` borrow never outlives the buffer.
-                let buffer: &'static BrokerBuffer = unsafe { self.buffer.as_ref() };
-                SharedMapping(buffer.buffer().map()?)
-            }
-        };
-        let mapping = slot.insert(mapping);
-        let bytes = mapping.0.as_mut_slice();
-        let start = NonNull::new(bytes.as_mut_ptr())
-            .ok_or_else(|| Failure::Argument("the mapping has no address".into()))?;
-        Ok((start, bytes.len()))
-    }
-
-    /// Unmaps the buffer and gives it back.
-    pub fn into_inner(self) -> BrokerBuffer {
-        let this = ManuallyDrop::new(self);
-        // The mapping goes first: it borrows the buffer.
-        drop(
-            this.mapping
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-        // SAFETY: By the type invariants `buffer` came from `Box::leak` and is owned by
-        // `this`, whose `Drop` will not run; the mapping that borrowed it is gone.
-        *unsafe { Box::from_raw(this.buffer.as_ptr()) }
-    }
-}
-
-impl Drop for NativeBuffer {
-    fn drop(&mut self) {
-        drop(
-            self.mapping
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-        // SAFETY: By the type invariants `buffer` came from `Box::leak` and is owned by
-        // `self`, which is going away; the mapping that borrowed it is gone.
-        drop(unsafe { Box::from_raw(self.buffer.as_ptr()) });
-    }
-}
-
-/// `ByteBuffer nativeMap(long handle)`: a direct buffer over the whole mapping.
+/// `long nativeMap(long buffer, long offset, long length)`: a new region mapping the pages
+/// that hold the range, for `Region.nativeView` to make ByteBuffers over.
 fn native_map<'local>(
-    env: &mut Env<'local>,
+    _env: &mut Env<'local>,
     _class: JClass<'local>,
-    handle: jlong,
-) -> Result<JByteBuffer<'local>> {
+    buffer: jlong,
+    offset: jlong,
+    length: jlong,
+) -> Result<jlong> {
+    let offset = u64::try_from(offset)
+        .map_err(|_| Failure::Argument(format!("offset {offset} is negative")))?;
+    let length = u64::try_from(length)
+        .map_err(|_| Failure::Argument(format!("length {length} is negative")))?;
     // SAFETY: Java passes the handle of an open Buffer and holds its lock, which keeps
     // `nativeFree` from taking it during the call.
-    let buffer = unsafe { handle::borrow::<NativeBuffer>(handle) }?;
-    let (start, len) = buffer.map()?;
-    // SAFETY: The memory stays mapped until `Buffer.close()` frees the handle, and the
-    // Javadoc of `Buffer.map()` makes the end of its ByteBuffers' use the caller's duty.
-    Ok(unsafe { env.new_direct_byte_buffer(start.as_ptr(), len) }?)
+    let buffer = unsafe { handle::borrow::<BrokerBuffer>(buffer) }?;
+    let region = Region::map(buffer.buffer(), offset, length)?;
+    Ok(handle::into_handle(region))
 }
 
-/// `long nativeLoadFile(long broker, long buffer, String path, long fileOffset,
-/// long bufferOffset, long length, LoadListener listener)`: loads through the broker and
-/// returns the bytes loaded; `length` -1 loads to the end of the file.
+/// The span of a load from Java's arguments; `length` -1 loads to the end of the file.
+pub fn span(file_offset: jlong, buffer_offset: jlong, length: jlong) -> Result<Span> {
+    let offset = |value: jlong, what: &str| {
+        u64::try_from(value).map_err(|_| Failure::Argument(format!("{what} {value} is negative")))
+    };
+    Ok(Span {
+        file_offset: offset(file_offset, "file offset")?,
+        buffer_offset: offset(buffer_offset, "buffer offset")?,
+        // The SDK's "to the end of the file".
+        len: if length == -1 {
+            Span::TO_END
+        } else {
+            offset(length, "length")?
+        },
+    })
+}
+
+/// `long nativeLoad(long broker, long buffer, String path, FileDescriptor file,
+/// long fileOffset, long bufferOffset, long length, LoadListener listener)`: loads the file
+/// at `path`, or else `file`, through the broker and returns the bytes loaded.
 #[allow(clippy::too_many_arguments)]
-fn native_load_file<'local>(
+fn native_load<'local>(
     env: &mut Env<'local>,
     _class: JClass<'local>,
     broker: jlong,
     buffer: jlong,
     path: JString<'local>,
+    file: JObject<'local>,
     file_offset: jlong,
     buffer_offset: jlong,
     length: jlong,
     listener: JObject<'local>,
 ) -> Result<jlong> {
-    if path.is_null() {
-        return Err(Failure::Argument("the path is null".into()));
-    }
-    let path = path.try_to_string(env)?;
-    let offset = |value: jlong, what: &str| {
-        u64::try_from(value).map_err(|_| Failure::Argument(format!("{what} {value} is negative")))
+    let span = span(file_offset, buffer_offset, length)?;
+    let opened = if path.is_null() {
+        None
+    } else {
+        let path = path.try_to_string(env)?;
+        Some(
+            std::fs::File::open(Path::new(&path))
+                .map_err(|err| rsheap::Error::Os {
+                    what: format!("open {path}"),
+                    errno: err
+                        .raw_os_error()
+                        .map_or(nix::errno::Errno::EIO, nix::errno::Errno::from_raw),
+                })
+                .map_err(Failure::Rsheap)?,
+        )
     };
-    let span = Span {
-        file_offset: offset(file_offset, "file offset")?,
-        buffer_offset: offset(buffer_offset, "buffer offset")?,
-        // The SDK's "to the end of the file".
-        len: if length == -1 {
-            u64::MAX
-        } else {
-            offset(length, "length")?
-        },
+    let borrowed = match &opened {
+        Some(file) => file.as_fd(),
+        None => {
+            let raw = fd::raw_fd(env, &file)?;
+            // SAFETY: The caller keeps the FileDescriptor open for the duration of the call,
+            // as `Buffer.loadFile`'s Javadoc requires; the SDK duplicates it at once.
+            unsafe { BorrowedFd::borrow_raw(raw) }
+        }
     };
     // SAFETY: Java passes the handles of an open HeapBroker and an open Buffer and holds
     // both their locks, which keep `close()` from taking them during the call.
     let (broker, buffer) = unsafe {
         (
             handle::borrow::<Broker>(broker)?,
-            handle::borrow::<NativeBuffer>(buffer)?,
+            handle::borrow::<BrokerBuffer>(buffer)?,
         )
     };
     let mut report = |done: u64, total: u64| {
@@ -202,7 +152,7 @@ fn native_load_file<'local>(
             on_progress(env, &listener, done, total);
         }
     };
-    let loaded = broker.load_path(buffer.buffer(), Path::new(&path), span, &mut report)?;
+    let loaded = broker.load_file_with_progress(buffer, &borrowed, span, &mut report)?;
     if env.exception_check() {
         // The listener threw: its exception is what Java sees.
         return Err(jni::errors::Error::JavaException.into());
@@ -230,9 +180,28 @@ fn on_progress(env: &mut Env<'_>, listener: &JObject<'_>, done: u64, total: u64)
     });
 }
 
-/// `void nativeFree(long broker, long buffer)`: unmaps the buffer and frees it through the
-/// broker, or, with `broker` 0 (the HeapBroker is closed), only closes it here: the broker
-/// freed the buffers of the closed connection already.
+/// `void nativeCancelLoads(long broker, long buffer)`: cancels the buffer's loads at the
+/// broker; a running one ends with `ERROR_CANCELLED` in the thread that waits for it.
+fn native_cancel_loads<'local>(
+    _env: &mut Env<'local>,
+    _class: JClass<'local>,
+    broker: jlong,
+    buffer: jlong,
+) -> Result<()> {
+    // SAFETY: Java passes the handles of an open HeapBroker and an open Buffer and holds
+    // both their locks (the buffer's shared with the load it cancels).
+    let (broker, buffer) = unsafe {
+        (
+            handle::borrow::<Broker>(broker)?,
+            handle::borrow::<BrokerBuffer>(buffer)?,
+        )
+    };
+    Ok(broker.cancel_loads(buffer)?)
+}
+
+/// `void nativeFree(long broker, long buffer)`: frees the buffer through the broker, or, with
+/// `broker` 0 (the HeapBroker is closed), only closes it here: the broker freed the buffers
+/// of the closed connection already. Java retired the buffer's regions first.
 fn native_free<'local>(
     _env: &mut Env<'local>,
     _class: JClass<'local>,
@@ -241,10 +210,9 @@ fn native_free<'local>(
 ) -> Result<()> {
     // SAFETY: Java passes the handle of the Buffer it is closing, under its lock, and never
     // passes it again.
-    let Some(buffer) = (unsafe { handle::take::<NativeBuffer>(buffer) }) else {
+    let Some(buffer) = (unsafe { handle::take::<BrokerBuffer>(buffer) }) else {
         return Ok(());
     };
-    let buffer = buffer.into_inner();
     if broker != 0 {
         // SAFETY: Java passes the handle of an open HeapBroker and holds its lock.
         let broker = unsafe { handle::borrow::<Broker>(broker) }?;
@@ -252,7 +220,7 @@ fn native_free<'local>(
         // no longer knows it: it restarted (and forgot it) or cannot be reached (and frees it
         // when it sees this client die). Neither leaves anything to undo, so `close()` stays
         // quiet about them.
-        let _ = broker.free(buffer);
+        let _ = broker.free(*buffer);
     }
     Ok(())
 }
@@ -274,13 +242,53 @@ fn native_sync<'local>(
     };
     // SAFETY: Java passes the handle of an open Buffer and holds its lock, which keeps
     // `nativeFree` from taking it during the call.
-    let buffer = unsafe { handle::borrow::<NativeBuffer>(buffer) }?
-        .buffer()
-        .buffer();
+    let buffer = unsafe { handle::borrow::<BrokerBuffer>(buffer) }?.buffer();
     if start {
         buffer.begin_cpu_access(direction)?;
     } else {
         buffer.end_cpu_access(direction)?;
     }
     Ok(())
+}
+
+/// `FileDescriptor nativeDupFd(long buffer)`: a new descriptor of the dma-buf (close-on-exec),
+/// owned by the caller.
+fn native_dup_fd<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    buffer: jlong,
+) -> Result<JObject<'local>> {
+    // SAFETY: Java passes the handle of an open Buffer and holds its lock.
+    let buffer = unsafe { handle::borrow::<BrokerBuffer>(buffer) }?;
+    let dup = buffer
+        .buffer()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|err| rsheap::Error::Os {
+            what: "duplicate the buffer's file descriptor".into(),
+            errno: err
+                .raw_os_error()
+                .map_or(nix::errno::Errno::EIO, nix::errno::Errno::from_raw),
+        })?;
+    fd::new_file_descriptor(env, dup)
+}
+
+/// `FileDescriptor nativeShareReadOnly(long broker, long buffer)`: the broker's read-only
+/// dma-buf over the buffer's memory, owned by the caller.
+fn native_share_read_only<'local>(
+    env: &mut Env<'local>,
+    _class: JClass<'local>,
+    broker: jlong,
+    buffer: jlong,
+) -> Result<JObject<'local>> {
+    // SAFETY: Java passes the handles of an open HeapBroker and an open Buffer and holds
+    // both their locks.
+    let (broker, buffer) = unsafe {
+        (
+            handle::borrow::<Broker>(broker)?,
+            handle::borrow::<BrokerBuffer>(buffer)?,
+        )
+    };
+    let shared = broker.share_read_only(buffer)?;
+    fd::new_file_descriptor(env, shared.into_fd())
 }

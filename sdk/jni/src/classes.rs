@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use jni::objects::{JClass, JObject};
 use jni::refs::Global;
 use jni::{jni_sig, jni_str, Env, JValue};
-use rsheap::{BufferInfo, HeapInfo};
+use rsheap::{BufferInfo, HeapInfo, SessionLimits};
 
 use crate::errors::Result;
 
@@ -24,6 +24,10 @@ pub struct Classes {
     pub heap_info: Global<JClass<'static>>,
     /// `dev.rsheap.RsheapException`.
     pub rsheap_exception: Global<JClass<'static>>,
+    /// `dev.rsheap.SessionLimits`.
+    pub session_limits: Global<JClass<'static>>,
+    /// `java.io.FileDescriptor`.
+    pub file_descriptor: Global<JClass<'static>>,
 }
 
 static CLASSES: OnceLock<Classes> = OnceLock::new();
@@ -43,7 +47,10 @@ pub fn init(env: &mut Env<'_>) -> jni::errors::Result<()> {
         buffer_info: global(jni_str!("dev/rsheap/BufferInfo"))?,
         heap_info: global(jni_str!("dev/rsheap/HeapInfo"))?,
         rsheap_exception: global(jni_str!("dev/rsheap/RsheapException"))?,
+        session_limits: global(jni_str!("dev/rsheap/SessionLimits"))?,
+        file_descriptor: global(jni_str!("java/io/FileDescriptor"))?,
     };
+    crate::fd::init(env, &classes.file_descriptor)?;
     let _ = CLASSES.set(classes);
     Ok(())
 }
@@ -101,6 +108,38 @@ pub fn heap_info<'local>(env: &mut Env<'local>, info: &HeapInfo) -> Result<JObje
             JValue::Long(info.bytes),
             JValue::Long(info.allocations),
             JValue::Long(info.failures),
+        ],
+    )?;
+    Ok(object)
+}
+
+/// `new SessionLimits(maxBufferSize, maxBatch, pageSize, quotaBytes, quotaBuffers, usedBytes,
+/// usedBuffers, sessions, maxSessions, directLoads, readOnlySharing)`.
+pub fn session_limits<'local>(
+    env: &mut Env<'local>,
+    limits: &SessionLimits,
+) -> Result<JObject<'local>> {
+    let long = |value: u64| JValue::Long(i64::try_from(value).unwrap_or(i64::MAX));
+    let int = |value: u64| JValue::Int(i32::try_from(value).unwrap_or(i32::MAX));
+    let object = env.new_object(
+        &get()?.session_limits,
+        jni_sig!(
+            (max_buffer_size: jlong, max_batch: jint, page_size: jint, quota_bytes: jlong,
+             quota_buffers: jint, used_bytes: jlong, used_buffers: jint, sessions: jint,
+             max_sessions: jint, direct_loads: jboolean, read_only_sharing: jboolean) -> void
+        ),
+        &[
+            long(limits.max_buffer_size),
+            int(limits.max_batch as u64),
+            int(limits.page_size as u64),
+            long(limits.quota_bytes),
+            int(limits.quota_buffers),
+            long(limits.used_bytes),
+            int(limits.used_buffers),
+            int(limits.sessions),
+            int(limits.max_sessions),
+            JValue::Bool(limits.direct_loads),
+            JValue::Bool(limits.read_only_sharing),
         ],
     )?;
     Ok(object)

@@ -1,16 +1,16 @@
 //! JNI bindings of rsheap's broker client for the Java API `dev.rsheap`.
 //!
-//! The library registers the native methods of `dev.rsheap.HeapBroker` and
-//! `dev.rsheap.Buffer` from `JNI_OnLoad`, so a mismatch between the Java declarations and these
+//! The library registers the native methods of `dev.rsheap.HeapBroker`,
+//! `dev.rsheap.BufferState` and `dev.rsheap.Region` from `JNI_OnLoad`, so a mismatch between the Java declarations and these
 //! implementations fails `System.loadLibrary` instead of a later call. Each method is a thin
 //! wrapper made by `native_method!`: it catches panics, converts its arguments, calls the
 //! `rsheap` SDK once, and turns any failure into a Java exception in one place
 //! ([`errors::ThrowRsheapException`]).
 //!
 //! Native state lives behind `long` handles ([`handle`]): a `HeapBroker` holds an
-//! `rsheap::Broker`, a `Buffer` a [`buffer::NativeBuffer`]. The Java classes check that an
-//! object is open and hold a lock across each native call, so a handle is never used after
-//! `close()` frees it.
+//! `rsheap::Broker`, a `Buffer` (through its `BufferState`) an `rsheap::BrokerBuffer`, and
+//! each mapping a [`region::Region`]. The Java classes check that an object is open and hold
+//! a lock across each native call, so a handle is never used after `close()` frees it.
 
 // Devices build Rust with `-C panic=abort`, and so does this workspace: a panic ends the
 // process. No input may reach one, so the operations that can panic are refused here.
@@ -29,7 +29,9 @@ mod broker;
 mod buffer;
 mod classes;
 mod errors;
+mod fd;
 mod handle;
+mod region;
 
 use std::ffi::c_void;
 
@@ -66,14 +68,16 @@ pub unsafe extern "system" fn JNI_OnLoad(
     }
 }
 
-/// Looks up the classes and registers the natives of `HeapBroker` and `Buffer`.
+/// Looks up the classes and registers the natives of `HeapBroker`, `BufferState` and
+/// `Region`.
 fn register(env: &mut Env<'_>) -> jni::errors::Result<()> {
     classes::init(env)?;
     // SAFETY: `native_method!` built every entry from a function whose type matches the
     // entry's JNI signature.
     unsafe {
         env.register_native_methods(jni_str!("dev/rsheap/HeapBroker"), broker::METHODS)?;
-        env.register_native_methods(jni_str!("dev/rsheap/Buffer"), buffer::METHODS)?;
+        env.register_native_methods(jni_str!("dev/rsheap/BufferState"), buffer::METHODS)?;
+        env.register_native_methods(jni_str!("dev/rsheap/Region"), region::METHODS)?;
     }
     Ok(())
 }

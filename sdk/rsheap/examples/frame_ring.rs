@@ -83,10 +83,14 @@ fn run_ring(ring: &[BrokerBuffer], frames: usize) -> Result<usize, rsheap::Error
                 .iter()
                 .map(|buffer| buffer.buffer().map())
                 .collect::<Result<Vec<_>, _>>()?;
+            // Frames are painted here and copied in: the consumer's mapping shares the
+            // memory, so no slice of it may be held.
+            let mut pixels = vec![0; FRAME_BYTES];
             for frame in 0..frames {
                 let Ok(slot) = free_rx.recv() else { break };
+                paint(&mut pixels, frame);
                 let access = ring[slot].buffer().cpu_access(SyncDirection::Write)?;
-                paint(mappings[slot].as_mut_slice(), frame);
+                mappings[slot].write_at(0, &pixels)?;
                 access.end()?;
                 if filled_tx.send((slot, frame)).is_err() {
                     break;
@@ -99,14 +103,15 @@ fn run_ring(ring: &[BrokerBuffer], frames: usize) -> Result<usize, rsheap::Error
                 .iter()
                 .map(|buffer| buffer.buffer().map())
                 .collect::<Result<Vec<_>, _>>()?;
+            let mut pixels = vec![0; FRAME_BYTES];
             let mut checked = 0;
             for (slot, frame) in filled_rx {
                 let access = ring[slot].buffer().cpu_access(SyncDirection::Read)?;
-                let pixels = &mappings[slot].as_slice()[..FRAME_BYTES];
-                if let Some(at) = first_wrong(pixels, frame) {
+                mappings[slot].read_at(0, &mut pixels)?;
+                access.end()?;
+                if let Some(at) = first_wrong(&pixels, frame) {
                     panic!("frame {frame}: byte {at} in slot {slot} is not what was written");
                 }
-                access.end()?;
                 checked += 1;
                 // The producer stops taking slots after the last frame.
                 let _ = free_tx.send(slot);
@@ -124,7 +129,7 @@ fn pixel(frame: usize, at: usize) -> u8 {
 }
 
 fn paint(pixels: &mut [u8], frame: usize) {
-    for (at, byte) in pixels[..FRAME_BYTES].iter_mut().enumerate() {
+    for (at, byte) in pixels.iter_mut().enumerate() {
         *byte = pixel(frame, at);
     }
 }

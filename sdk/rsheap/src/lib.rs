@@ -1,15 +1,17 @@
 //! Client library for rsheap, the dma-buf heap stack for camera and NPU pipelines.
 //!
 //! [`Broker`] gets buffers from rsheapd, the broker, which picks the heap for a usage, names
-//! and accounts them, and loads files into them. [`Heap`] allocates dma-bufs straight from a `/dev/dma_heap` node (rsheap's own heaps or any
-//! other, such as the in-tree `system` heap). A [`Buffer`] owns the dma-buf file descriptor;
-//! [`Buffer::map`] gives a [`Mapping`] with slice views of its memory, and
-//! [`Buffer::cpu_access`] brackets CPU access with the dma-buf sync ioctl, as the dma-buf
-//! rules require when devices share the buffer. [`FileIo`] loads file contents into buffers
-//! of rsheap's heaps and stores them back, by direct I/O where the file allows. An
-//! [`Account`] counts the buffers charged to it for as long as they live, which is how the
-//! broker holds quotas. [`Buffer::share_read_only`] makes a read-only export of a buffer, for a
-//! process that may read it and nothing else, as the kernel enforces.
+//! and accounts them, and loads files into them. [`Heap`] allocates dma-bufs straight from a
+//! `/dev/dma_heap` node (rsheap's own heaps or any other, such as the in-tree `system` heap). A
+//! [`Buffer`] owns the dma-buf file descriptor; [`Buffer::map`] gives a [`Mapping`] of its
+//! memory, which safe code reads and writes by copying, since devices and other processes
+//! share that memory and a Rust slice over it would be unsound; and [`Buffer::cpu_access`]
+//! brackets CPU access with the dma-buf sync ioctl, as the dma-buf rules require when devices
+//! share the buffer. [`FileIo`] loads file contents into buffers of rsheap's heaps and stores
+//! them back, by direct I/O where the file allows. An [`Account`] counts the buffers charged
+//! to it for as long as they live, which is how the broker holds quotas.
+//! [`Buffer::share_read_only`] makes a read-only export of a buffer, for a process that may
+//! read it and nothing else, as the kernel enforces.
 //!
 //! ```no_run
 //! use rsheap::{Heap, SyncDirection};
@@ -19,7 +21,7 @@
 //! let mut mapping = buffer.map()?;
 //! {
 //!     let _access = buffer.cpu_access(SyncDirection::Write)?;
-//!     mapping.as_mut_slice().fill(0xa5);
+//!     mapping.fill(0xa5);
 //! }
 //! # Ok::<(), rsheap::Error>(())
 //! ```
@@ -48,8 +50,8 @@ pub mod uapi;
 
 pub use account::{Account, AccountUsage};
 pub use broker::{
-    AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, HeapInfo, Usage,
-    CONNECT_TIMEOUT,
+    AllocationOptions, Broker, BrokerBuffer, BrokerErrorCode, BufferInfo, BufferSpec, FileLoad,
+    FreeBatchError, HeapInfo, SessionLimits, Usage, CONNECT_TIMEOUT, MAX_BATCH,
 };
 pub use buffer::{page_size, Buffer, CpuAccess, Mapping, ReadOnlyMapping, SyncDirection};
 pub use error::{Error, Result};

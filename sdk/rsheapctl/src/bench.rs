@@ -1,14 +1,16 @@
 //! `bench`: rsheap beside other heaps, one size and stage at a time.
 //!
 //! Each run allocates, maps, checks the buffer is zeroed, fills it, maps it again to verify
-//! the fill, and frees it; medians of the runs are compared.
+//! the fill, and frees it; medians of the runs are compared. The checks copy the mapping out
+//! in small chunks, as a safe client of the `rsheap` crate reads one.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use rsheap::{Heap, SyncDirection};
+use rsheap::{Heap, Mapping, SyncDirection};
+use serde_json::{json, Map, Value};
 
 use crate::units;
 
@@ -21,8 +23,15 @@ struct Timings {
     free: Duration,
 }
 
-/// `bench`: a table of medians, a table of ratios, and with `plot` a chart of the ratios.
-pub fn run(heaps: &[String], sizes: &[u64], runs: u32, plot: Option<&Path>) -> Result<()> {
+/// `bench`: a table of medians, a table of ratios, and with `plot` a chart of the ratios; with
+/// `json`, the same as one JSON object.
+pub fn run(
+    heaps: &[String],
+    sizes: &[u64],
+    runs: u32,
+    plot: Option<&Path>,
+    json: bool,
+) -> Result<()> {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header([
         "size", "heap", "allocate", "mmap", "fill", "verify", "free", "checks",
@@ -46,18 +55,76 @@ pub fn run(heaps: &[String], sizes: &[u64], runs: u32, plot: Option<&Path>) -> R
             results.push((size, name.clone(), timings));
         }
     }
-    println!("median of {runs} runs per cell\n{table}");
-    if let (Some(first), true) = (heaps.first(), heaps.len() >= 2) {
-        let ratios = ratios(first, heaps, sizes, &results);
-        print_ratios(first, &ratios);
-        if let Some(path) = plot {
-            crate::plot::speedups(path, first, &ratios)?;
+    let comparison = match (heaps.first(), heaps.len() >= 2) {
+        (Some(first), true) => Some((first, ratios(first, heaps, sizes, &results))),
+        _ => None,
+    };
+    if !json {
+        println!("median of {runs} runs per cell\n{table}");
+        if let Some((first, ratios)) = &comparison {
+            print_ratios(first, ratios);
+        }
+    }
+    if let Some(path) = plot {
+        let Some((first, ratios)) = &comparison else {
+            bail!("a plot compares heaps: name at least two with --heaps");
+        };
+        crate::plot::speedups(path, first, ratios)?;
+        if !json {
             println!("plot: {}", path.display());
         }
-    } else if plot.is_some() {
-        bail!("a plot compares heaps: name at least two with --heaps");
+    }
+    if json {
+        return print_json(runs, &results, comparison.as_ref(), plot);
     }
     Ok(())
+}
+
+/// `bench --json`: the medians in milliseconds per size and heap, and the speed-ups of the
+/// first heap over each other one.
+fn print_json(
+    runs: u32,
+    results: &[(usize, String, Timings)],
+    comparison: Option<&(&String, Vec<Ratio>)>,
+    plot: Option<&Path>,
+) -> Result<()> {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let medians: Vec<Value> = results
+        .iter()
+        .map(|(size, heap, t)| {
+            json!({
+                "size": size,
+                "heap": heap,
+                "allocate_ms": ms(t.alloc),
+                "mmap_ms": ms(t.mmap),
+                "fill_ms": ms(t.fill),
+                "verify_ms": ms(t.verify),
+                "free_ms": ms(t.free),
+            })
+        })
+        .collect();
+    let speedups: Vec<Value> = comparison
+        .map(|(_, ratios)| ratios.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|ratio| {
+            let mut stages: Map<String, Value> = STAGES
+                .iter()
+                .zip(ratio.stages)
+                .map(|(stage, x)| ((*stage).to_owned(), Value::from(x)))
+                .collect();
+            stages.insert("size".into(), ratio.size.into());
+            stages.insert("versus".into(), ratio.other.clone().into());
+            Value::Object(stages)
+        })
+        .collect();
+    crate::inspect::print_json(&json!({
+        "runs": runs,
+        "medians": medians,
+        "subject": comparison.map(|(first, _)| first),
+        "speedups": speedups,
+        "plot": plot.map(|path| path.display().to_string()),
+    }))
 }
 
 fn ms(d: Duration) -> Cell {
@@ -80,13 +147,13 @@ fn measure(heap: &Heap, size: usize, runs: u32) -> Result<Timings> {
         let t = Instant::now();
         {
             let _access = buffer.cpu_access(SyncDirection::ReadWrite)?;
-            if mapping.as_slice().iter().any(|&b| b != 0) {
+            if first_other(&mapping, 0)?.is_some() {
                 bail!(
                     "heap {} returned a {size}-byte buffer that is not zeroed",
                     heap.name()
                 );
             }
-            mapping.as_mut_slice().fill(pattern);
+            mapping.fill(pattern);
         }
         samples[2].push(t.elapsed());
         drop(mapping);
@@ -95,7 +162,7 @@ fn measure(heap: &Heap, size: usize, runs: u32) -> Result<Timings> {
         {
             let mapping = buffer.map()?;
             let _access = buffer.cpu_access(SyncDirection::Read)?;
-            if let Some(at) = mapping.as_slice().iter().position(|&b| b != pattern) {
+            if let Some(at) = first_other(&mapping, pattern)? {
                 bail!(
                     "heap {}: byte {at} of a {size}-byte buffer lost its value after remapping",
                     heap.name()
@@ -116,6 +183,25 @@ fn measure(heap: &Heap, size: usize, runs: u32) -> Result<Timings> {
         verify,
         free,
     })
+}
+
+/// How much of a mapping [`first_other`] copies out at a time: small enough to stay in the
+/// CPU's caches.
+const CHECK_CHUNK: usize = 64 << 10;
+
+/// The offset of the first mapped byte that is not `byte`, read as any safe client reads a
+/// mapping: by copying it out, a chunk at a time.
+fn first_other(mapping: &Mapping<'_>, byte: u8) -> Result<Option<usize>> {
+    let mut chunk = vec![0; CHECK_CHUNK.min(mapping.len())];
+    for offset in (0..mapping.len()).step_by(CHECK_CHUNK) {
+        let len = CHECK_CHUNK.min(mapping.len().saturating_sub(offset));
+        let bytes = chunk.get_mut(..len).context("check chunk out of range")?;
+        mapping.read_at(offset, bytes)?;
+        if let Some(at) = bytes.iter().position(|&b| b != byte) {
+            return Ok(Some(offset.saturating_add(at)));
+        }
+    }
+    Ok(None)
 }
 
 /// The median of `samples`, zero for none.

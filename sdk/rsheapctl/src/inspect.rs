@@ -1,4 +1,5 @@
-//! `heaps`, `ls`, `dump` and `stat`: what the system and the broker hold, as tables.
+//! `heaps`, `ls`, `dump` and `stat`: what the system and the broker hold, as tables, or with
+//! `--json` as JSON for scripts (sizes in bytes, no units).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -6,12 +7,21 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use rsheap::{Broker, Heap, HEAP_DIR};
+use serde_json::{json, Map, Value};
 
 use crate::alloc::usage_name;
 use crate::units;
 
-/// rsheap.ko's counters.
+/// rsheap.ko's counters, as one table.
 const STATS: &str = "/sys/kernel/debug/rsheap/stats";
+/// rsheap.ko's counters, one value per file.
+const SYSFS_STATS: &str = "/sys/kernel/rsheap";
+
+/// Prints `value` as indented JSON.
+pub fn print_json(value: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -24,29 +34,45 @@ fn right(text: impl ToString) -> Cell {
 }
 
 /// `heaps`.
-pub fn heaps() -> Result<()> {
+pub fn heaps(json: bool) -> Result<()> {
     let names = rsheap::heap_names()?;
     if names.is_empty() {
         bail!("no dma-buf heaps in {HEAP_DIR}: is CONFIG_DMABUF_HEAPS on and rsheap.ko loaded?");
     }
     let mut out = table(&["heap", "cached", "device", "allocates"]);
+    let mut rows = Vec::new();
     for name in names {
         let heap = Heap::open(&name);
-        let cached = heap
-            .as_ref()
-            .map_or("?", |heap| if heap.is_cached() { "yes" } else { "no" });
-        let works = heap
-            .and_then(|heap| heap.allocate(4096))
-            .map_or_else(|err| err.to_string(), |_| "yes".to_owned());
+        let cached = heap.as_ref().ok().map(Heap::is_cached);
+        let works = heap.and_then(|heap| heap.allocate(4096)).map(drop);
+        let device = format!("{HEAP_DIR}/{name}");
+        rows.push(json!({
+            "heap": name,
+            "cached": cached,
+            "device": device,
+            "allocates": works.is_ok(),
+            "error": works.as_ref().err().map(ToString::to_string),
+        }));
         out.add_row([
-            name.clone(),
-            cached.to_owned(),
-            format!("{HEAP_DIR}/{name}"),
-            works,
+            name,
+            cached.map_or("?", yes_no).to_owned(),
+            device,
+            works.map_or_else(|err| err.to_string(), |()| "yes".to_owned()),
         ]);
+    }
+    if json {
+        return print_json(&Value::Array(rows));
     }
     println!("{out}");
     Ok(())
+}
+
+fn yes_no(yes: bool) -> &'static str {
+    if yes {
+        "yes"
+    } else {
+        "no"
+    }
 }
 
 /// One open dma-buf file descriptor, from `/proc/<pid>/fdinfo/<fd>`.
@@ -61,7 +87,7 @@ struct DmaBufFd {
 }
 
 /// `ls`.
-pub fn ls(only: Option<u32>) -> Result<()> {
+pub fn ls(only: Option<u32>, json: bool) -> Result<()> {
     let mut fds = Vec::new();
     let processes = std::fs::read_dir("/proc").context("list /proc")?;
     for entry in processes.flatten() {
@@ -95,6 +121,27 @@ pub fn ls(only: Option<u32>) -> Result<()> {
         .iter()
         .map(|(_, size)| size)
         .sum();
+    if json {
+        let fds: Vec<Value> = fds
+            .iter()
+            .map(|fd| {
+                json!({
+                    "pid": fd.pid,
+                    "process": fd.process,
+                    "fd": fd.fd,
+                    "size": fd.size,
+                    "exporter": fd.exporter,
+                    "name": fd.name,
+                    "inode": fd.inode,
+                })
+            })
+            .collect();
+        return print_json(&json!({
+            "fds": fds,
+            "buffers": buffers.len(),
+            "bytes": bytes,
+        }));
+    }
     if !fds.is_empty() {
         println!("{out}");
     }
@@ -144,8 +191,59 @@ pub fn dump() -> Result<()> {
     Ok(())
 }
 
+/// `stat --json`: rsheap.ko's counters from sysfs, as nested objects of numbers, and the
+/// broker's heaps; either is `{"error": ...}` where it cannot be read.
+fn stat_json() -> Result<()> {
+    let kernel = sysfs_tree(Path::new(SYSFS_STATS))
+        .unwrap_or_else(|err| json!({ "error": format!("{SYSFS_STATS}: {err}") }));
+    let broker = match Broker::connect().and_then(|broker| broker.heaps()) {
+        Ok(heaps) => Value::Array(
+            heaps
+                .iter()
+                .map(|heap| {
+                    let usages: Vec<String> = heap.usages.iter().copied().map(usage_name).collect();
+                    json!({
+                        "heap": heap.name,
+                        "cached": heap.cached,
+                        "first_for": usages,
+                        "buffers": heap.buffers,
+                        "bytes": heap.bytes,
+                        "allocations": heap.allocations,
+                        "failures": heap.failures,
+                    })
+                })
+                .collect(),
+        ),
+        Err(err) => json!({ "error": err.to_string() }),
+    };
+    print_json(&json!({ "kernel": kernel, "broker": broker }))
+}
+
+/// A sysfs folder as an object: a folder per subfolder, a number (or else the text) per file.
+fn sysfs_tree(dir: &Path) -> std::io::Result<Value> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    let mut object = Map::new();
+    for entry in entries {
+        let path = entry.path();
+        let value = if path.is_dir() {
+            sysfs_tree(&path)?
+        } else {
+            let text = std::fs::read_to_string(&path)?;
+            let text = text.trim();
+            text.parse::<u64>()
+                .map_or_else(|_| Value::from(text), Value::from)
+        };
+        object.insert(entry.file_name().to_string_lossy().into_owned(), value);
+    }
+    Ok(Value::Object(object))
+}
+
 /// `stat`.
-pub fn stat() -> Result<()> {
+pub fn stat(json: bool) -> Result<()> {
+    if json {
+        return stat_json();
+    }
     println!("rsheap.ko ({STATS}):");
     match std::fs::read_to_string(STATS) {
         Ok(text) => {
@@ -176,7 +274,7 @@ pub fn stat() -> Result<()> {
         let usages: Vec<String> = heap.usages.iter().copied().map(usage_name).collect();
         out.add_row([
             Cell::new(&heap.name),
-            Cell::new(if heap.cached { "yes" } else { "no" }),
+            Cell::new(yes_no(heap.cached)),
             Cell::new(usages.join(", ")),
             right(heap.buffers),
             right(units::bytes(heap.bytes.max(0) as u64)),

@@ -21,6 +21,7 @@ mod alloc;
 mod bench;
 mod inspect;
 mod plot;
+mod progress;
 mod transfer;
 mod units;
 
@@ -48,7 +49,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the dma-buf heaps on this system and whether each allocates.
-    Heaps,
+    Heaps {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Allocate a buffer through rsheapd (or straight from a heap) and show it.
     Alloc(alloc::AllocArgs),
     /// Load a file into a new buffer, with a progress bar, and report the throughput.
@@ -60,11 +65,18 @@ enum Command {
         /// Only this process's buffers.
         #[arg(long)]
         pid: Option<u32>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show rsheapd's heaps, clients and buffers (root, system and shell only).
     Dump,
     /// Show rsheap.ko's buffer and pool counters and rsheapd's per-heap accounting.
-    Stat,
+    Stat {
+        /// Print JSON (rsheap.ko's counters from sysfs, rsheapd's heaps) instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Allocate, map, fill, verify and free buffers on heaps side by side.
     Bench {
         /// Heaps to compare; the first is the one the ratios speak of.
@@ -76,27 +88,31 @@ enum Command {
         /// Runs per heap and size; medians are reported.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
         runs: u32,
-        /// Also draw the speed-ups into this PNG file.
-        #[arg(long, value_name = "FILE.png")]
+        /// Also draw the speed-ups into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
+        /// Print JSON (medians in milliseconds, and the speed-ups) instead of tables.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Heaps => inspect::heaps(),
+        Command::Heaps { json } => inspect::heaps(json),
         Command::Alloc(args) => alloc::run(&args),
         Command::Load(args) => transfer::load(&args),
         Command::Store(args) => transfer::store(&args),
-        Command::Ls { pid } => inspect::ls(pid),
+        Command::Ls { pid, json } => inspect::ls(pid, json),
         Command::Dump => inspect::dump(),
-        Command::Stat => inspect::stat(),
+        Command::Stat { json } => inspect::stat(json),
         Command::Bench {
             heaps,
             sizes,
             runs,
             plot,
-        } => bench::run(&heaps, &sizes, runs, plot.as_deref()),
+            json,
+        } => bench::run(&heaps, &sizes, runs, plot.as_deref(), json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

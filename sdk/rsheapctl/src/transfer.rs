@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use rsheap::{FileIo, Span, SyncDirection};
+use rsheap::{FileIo, Mapping, Span, SyncDirection};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::alloc::{Allocated, SourceArgs};
+use crate::progress::Progress;
 use crate::units;
 
 /// `load`'s arguments.
@@ -45,19 +46,6 @@ pub struct StoreArgs {
     heap: String,
 }
 
-/// A byte-counting bar on standard error, hidden when that is not a terminal.
-fn progress_bar(total: u64, verb: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{verb} [{{bar:40}}] {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
-}
-
 /// `load`.
 pub fn load(args: &LoadArgs) -> Result<()> {
     let file_len = std::fs::metadata(&args.file)
@@ -77,8 +65,8 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         buffer_offset: 0,
         len,
     };
-    let bar = progress_bar(len, "loading");
-    let mut progress = |done: u64, _total: u64| bar.set_position(done);
+    let mut bar = Progress::new(len, "loading");
+    let mut progress = |done: u64, _total: u64| bar.set(done);
     let start = Instant::now();
     let (loaded, direct) = match &allocated {
         Allocated::Broker(broker, buffer) => (
@@ -91,7 +79,7 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         }
     };
     let took = start.elapsed();
-    bar.finish_and_clear();
+    bar.finish();
     let via = direct.map_or(String::new(), |direct| {
         format!(", {} by direct I/O", units::bytes(direct))
     });
@@ -107,11 +95,7 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         let buffer = allocated.buffer();
         let mapping = buffer.map()?;
         let access = buffer.cpu_access(SyncDirection::Read)?;
-        let loaded_bytes = usize::try_from(loaded)
-            .ok()
-            .and_then(|loaded| mapping.as_slice().get(..loaded))
-            .ok_or_else(|| anyhow::anyhow!("loaded {loaded} bytes into a smaller buffer"))?;
-        let checksum = xxhash_rust::xxh3::xxh3_64(loaded_bytes);
+        let checksum = checksum(&mapping, loaded)?;
         access.end()?;
         println!("xxh3 {checksum:016x}");
     }
@@ -139,19 +123,25 @@ pub fn store(args: &StoreArgs) -> Result<()> {
         None => {
             let mut mapping = buffer.map()?;
             let access = buffer.cpu_access(SyncDirection::Write)?;
-            for (at, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
-                *byte = (at / 4096) as u8;
+            // Byte `at` is `at / 4096`: each 4 KiB block is one value, written a block at a
+            // time.
+            let mut block = [0; PATTERN_BLOCK];
+            for offset in (0..mapping.len()).step_by(PATTERN_BLOCK) {
+                block.fill((offset / PATTERN_BLOCK) as u8);
+                let len = PATTERN_BLOCK.min(mapping.len().saturating_sub(offset));
+                let bytes = block.get(..len).context("pattern block out of range")?;
+                mapping.write_at(offset, bytes)?;
             }
             access.end()?;
         }
     }
-    let bar = progress_bar(len, "storing");
+    let mut bar = Progress::new(len, "storing");
     let start = Instant::now();
     let moved = io.store_path(&args.file, buffer, Span::start(len), &mut |done, _| {
-        bar.set_position(done)
+        bar.set(done)
     })?;
     let took = start.elapsed();
-    bar.finish_and_clear();
+    bar.finish();
     println!(
         "stored {} ({} bytes, {} by direct I/O) from heap {} to {} in {}: {}",
         units::bytes(moved.bytes),
@@ -163,6 +153,31 @@ pub fn store(args: &StoreArgs) -> Result<()> {
         units::rate(moved.bytes, took)
     );
     allocated.free()
+}
+
+/// The block of `store`'s fill pattern, whose bytes all hold the block's number.
+const PATTERN_BLOCK: usize = 4096;
+
+/// How much of a buffer [`checksum`] copies out at a time.
+const CHECKSUM_CHUNK: usize = 1 << 20;
+
+/// The XXH3-64 of the first `len` mapped bytes, copied out a chunk at a time.
+fn checksum(mapping: &Mapping<'_>, len: u64) -> Result<u64> {
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&len| len <= mapping.len())
+        .with_context(|| format!("loaded {len} bytes into a smaller buffer"))?;
+    let mut hasher = Xxh3::new();
+    let mut chunk = vec![0; CHECKSUM_CHUNK.min(len)];
+    for offset in (0..len).step_by(CHECKSUM_CHUNK) {
+        let part = CHECKSUM_CHUNK.min(len.saturating_sub(offset));
+        let bytes = chunk
+            .get_mut(..part)
+            .context("checksum chunk out of range")?;
+        mapping.read_at(offset, bytes)?;
+        hasher.update(bytes);
+    }
+    Ok(hasher.digest())
 }
 
 fn display_name(allocated: &Allocated) -> &str {

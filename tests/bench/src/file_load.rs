@@ -221,7 +221,10 @@ fn read_exact(file: &mut File, bytes: &mut [u8]) -> Result<()> {
 fn read_into_mapping(file: &mut File, buffer: &Buffer) -> Result<()> {
     let mut mapping = buffer.map()?;
     let _access = buffer.cpu_access(SyncDirection::Write)?;
-    read_exact(file, mapping.as_mut_slice())
+    // `read()` straight into the mapping, as a loader without `/dev/rsheap` would.
+    // SAFETY: The buffer was just allocated from the system heap for this load: no device,
+    // process or other mapping reaches it while the slice lives.
+    read_exact(file, unsafe { mapping.as_mut_slice() })
 }
 
 /// Fills a shared file mapping (the memfd of a udmabuf) by `read()`.

@@ -67,19 +67,30 @@ pub fn pattern_byte(seed: u8, offset: usize) -> u8 {
     (offset as u8) ^ (page as u8).rotate_left(3) ^ seed
 }
 
+/// `len` [`pattern_byte`]s of `seed`, from offset 0.
+pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|offset| pattern_byte(seed, offset)).collect()
+}
+
+/// The first offset where `bytes`, which start at offset `start` of a buffer, differ from the
+/// pattern of `seed`.
+pub fn pattern_mismatch(bytes: &[u8], start: usize, seed: u8) -> Option<usize> {
+    (bytes.iter().enumerate()).position(|(i, &byte)| byte != pattern_byte(seed, start + i))
+}
+
 /// Writes [`pattern_byte`]s over the whole buffer through a mapping and reads them back.
 pub fn fill_and_check(buffer: &rsheap::Buffer, seed: u8) {
     use rsheap::SyncDirection;
     let mut mapping = buffer.map().expect("map");
     {
         let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
-        for (i, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
-            *byte = pattern_byte(seed, i);
-        }
+        mapping
+            .write_at(0, &pattern(seed, mapping.len()))
+            .expect("write the pattern");
     }
     let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
-    for (i, byte) in mapping.as_slice().iter().enumerate() {
-        assert_eq!(*byte, pattern_byte(seed, i), "byte {i}");
+    if let Some(i) = pattern_mismatch(&mapping.to_vec(), 0, seed) {
+        panic!("byte {i} of {} lost its value", mapping.len());
     }
 }
 

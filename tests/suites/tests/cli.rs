@@ -69,10 +69,20 @@ fn every_subcommand_with_rsheapd_running() {
         .iter()
         .enumerate()
         .all(|(at, &byte)| byte == (at / 4096) as u8));
-    // The plot is a PNG.
-    let plot = std::fs::read(scratch_path("cli-bench.png")).expect("read the plot");
-    assert!(plot.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(plot.len() > 10_000, "a plot of {} bytes", plot.len());
+    // The plot is an SVG chart with its caption and a bar label per stage.
+    let plot = std::fs::read_to_string(scratch_path("cli-bench.svg")).expect("read the plot");
+    assert!(
+        plot.starts_with("<svg"),
+        "not an SVG: {}",
+        &plot[..plot.len().min(80)]
+    );
+    assert!(plot.contains("rsheap speed-up"), "no caption");
+    for stage in ["allocate", "mmap", "fill", "free"] {
+        assert!(
+            plot.contains(&format!("1.0 MiB vs system: {stage}")),
+            "no {stage} bar"
+        );
+    }
 }
 
 #[test]

@@ -11,7 +11,8 @@ use rsheap::uapi::{
 };
 use rsheap::{Buffer, Heap, SyncDirection};
 use rsheap_suites::{
-    fdinfo, open_heap, page_size, pattern_byte, raw_alloc, request, total_ram, RSHEAP, SYSTEM,
+    fdinfo, open_heap, page_size, pattern, pattern_byte, pattern_mismatch, raw_alloc, request,
+    total_ram, RSHEAP, SYSTEM,
 };
 
 fn rsheap() -> Heap {
@@ -23,9 +24,9 @@ fn fill(buffer: &Buffer, seed: u8) {
     let _access = buffer
         .cpu_access(SyncDirection::Write)
         .expect("begin CPU write");
-    for (offset, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
-        *byte = pattern_byte(seed, offset);
-    }
+    mapping
+        .write_at(0, &pattern(seed, mapping.len()))
+        .expect("write the pattern");
 }
 
 fn verify(buffer: &Buffer, seed: u8) {
@@ -33,12 +34,7 @@ fn verify(buffer: &Buffer, seed: u8) {
     let _access = buffer
         .cpu_access(SyncDirection::Read)
         .expect("begin CPU read");
-    if let Some(offset) = mapping
-        .as_slice()
-        .iter()
-        .enumerate()
-        .position(|(i, &b)| b != pattern_byte(seed, i))
-    {
+    if let Some(offset) = pattern_mismatch(&mapping.to_vec(), 0, seed) {
         panic!("byte {offset} of {} lost its value", buffer.len());
     }
 }
@@ -88,7 +84,7 @@ fn buffers_are_zeroed_rounded_to_pages_and_keep_their_contents() {
                 .cpu_access(SyncDirection::Read)
                 .expect("begin CPU read");
             assert!(
-                mapping.as_slice().iter().all(|&b| b == 0),
+                mapping.to_vec().iter().all(|&b| b == 0),
                 "a fresh {len}-byte buffer is zeroed"
             );
         }
@@ -117,13 +113,11 @@ fn partial_mmaps_at_page_offsets_see_the_right_bytes() {
         let mapping = buffer
             .map_range(offset, map_len)
             .unwrap_or_else(|err| panic!("map {map_len} at {offset}: {err}"));
-        for (i, &byte) in mapping.as_slice().iter().enumerate() {
-            assert_eq!(
-                byte,
-                pattern_byte(7, offset + i),
-                "byte {i} of the mapping at offset {offset}"
-            );
-        }
+        assert_eq!(
+            pattern_mismatch(&mapping.to_vec(), offset, 7),
+            None,
+            "the mapping at offset {offset}"
+        );
     }
 }
 
@@ -305,8 +299,19 @@ fn concurrent_allocations_from_many_threads() {
 
 #[test]
 fn module_stays_loaded_while_its_heap_is_registered() {
-    let err = nix::kmod::delete_module(c"rsheap", nix::kmod::DeleteModuleFlags::O_NONBLOCK)
-        .expect_err("rmmod of a registered heap must fail");
+    // The system call itself: nix's `kmod` is a feature AOSP's libnix does not build, and
+    // this package's system_broker.rs builds there.
+    // SAFETY: `delete_module` takes a NUL-terminated name, which lives through the call, and
+    // flags; it touches no memory of this process.
+    let result = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_delete_module,
+            c"rsheap".as_ptr(),
+            nix::libc::O_NONBLOCK,
+        )
+    };
+    assert_eq!(result, -1, "rmmod of a registered heap must fail");
+    let err = Errno::last();
     assert!(matches!(err, Errno::EWOULDBLOCK | Errno::EBUSY), "{err}");
     rsheap()
         .allocate(1 << 20)
@@ -439,11 +444,18 @@ fn large_mappings_take_pmds_with_thp_in_madvise_mode_and_no_vma_mark() {
     let len = 256 << 20;
     let buffer = rsheap().allocate(len).expect("allocate");
     let mapping = buffer.map().expect("map");
-    let bytes = mapping.as_slice();
-    let base = bytes.as_ptr() as usize;
+    let base = mapping.as_ptr() as usize;
     assert_eq!(base % pmd, 0, "the SDK places large mappings PMD-aligned");
     let before = status_kb("VmPTE");
-    let touched: u64 = bytes.iter().step_by(pmd).map(|&b| u64::from(b)).sum();
+    // One byte read per PMD faults each one in.
+    let touched: u64 = (0..len)
+        .step_by(pmd)
+        .map(|offset| {
+            let mut byte = [0];
+            mapping.read_at(offset, &mut byte).expect("read");
+            u64::from(byte[0])
+        })
+        .sum();
     assert_eq!(touched, 0, "a fresh buffer is zeroed");
     let grown = status_kb("VmPTE").saturating_sub(before);
     // Base pages would need a page-table page per PMD: 128 of them, 512 KiB with 4 KiB pages.

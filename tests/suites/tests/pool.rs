@@ -18,7 +18,7 @@ fn dirty(buffer: &Buffer) {
     let _access = buffer
         .cpu_access(SyncDirection::Write)
         .expect("begin CPU write");
-    mapping.as_mut_slice().fill(0xa5);
+    mapping.fill(0xa5);
 }
 
 fn assert_zeroed(buffer: &Buffer, what: &str) {
@@ -26,7 +26,7 @@ fn assert_zeroed(buffer: &Buffer, what: &str) {
     let _access = buffer
         .cpu_access(SyncDirection::Read)
         .expect("begin CPU read");
-    if let Some(offset) = mapping.as_slice().iter().position(|&b| b != 0) {
+    if let Some(offset) = mapping.to_vec().iter().position(|&b| b != 0) {
         panic!(
             "{what}: byte {offset} of a {}-byte buffer is not zero",
             buffer.len()

@@ -14,8 +14,9 @@ use nix::sys::mman::{mmap, mprotect, munmap, MapFlags, ProtFlags};
 use rsheap::uapi::{RsheapShare, RSHEAP_SHARE_SIZE_VER0};
 use rsheap::{Account, AccountUsage, Buffer, FileIo, Heap, IoPath, Span, SyncDirection};
 use rsheap_suites::{
-    fill_and_check, kernel_log, open_control, open_heap, page_size, pattern_byte, probe_answer,
-    raw_alloc, raw_share, request, scratch_path, vmap_probe, RSHEAP, RSHEAP_UNCACHED, SYSTEM,
+    fill_and_check, kernel_log, open_control, open_heap, page_size, pattern, pattern_byte,
+    probe_answer, raw_alloc, raw_share, request, scratch_path, vmap_probe, RSHEAP, RSHEAP_UNCACHED,
+    SYSTEM,
 };
 
 fn heap(name: &str) -> Heap {
@@ -34,9 +35,9 @@ fn fill(buffer: &Buffer, seed: u8) {
     let _access = buffer
         .cpu_access(SyncDirection::Write)
         .expect("begin CPU write");
-    for (offset, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
-        *byte = pattern_byte(seed, offset);
-    }
+    mapping
+        .write_at(0, &pattern(seed, mapping.len()))
+        .expect("write the pattern");
 }
 
 /// The first offset where `bytes` differs from the pattern of `seed`.
@@ -86,7 +87,7 @@ fn a_read_only_export_reads_what_the_original_writes() {
                 let _access = shared
                     .cpu_access(SyncDirection::Read)
                     .expect("begin CPU read");
-                assert_eq!(mismatch(mapping.as_slice(), 1), None, "{name}: {len} bytes");
+                assert_eq!(mismatch(&mapping.to_vec(), 1), None, "{name}: {len} bytes");
             }
             // The same pages: a later write through the original shows through the mapping
             // the export already has.
@@ -95,7 +96,7 @@ fn a_read_only_export_reads_what_the_original_writes() {
                 .cpu_access(SyncDirection::Read)
                 .expect("begin CPU read");
             assert_eq!(
-                mismatch(mapping.as_slice(), 2),
+                mismatch(&mapping.to_vec(), 2),
                 None,
                 "{name}: {len} bytes, written again"
             );
@@ -295,7 +296,7 @@ fn the_memory_lives_until_the_original_and_every_export_are_gone() {
             let _access = again
                 .cpu_access(SyncDirection::Read)
                 .expect("begin CPU read");
-            assert_eq!(mismatch(mapping.as_slice(), 5), None, "{name}");
+            assert_eq!(mismatch(&mapping.to_vec(), 5), None, "{name}");
         }
         drop(shared);
         assert_eq!(account.usage().expect("usage"), one, "{name}: one export");

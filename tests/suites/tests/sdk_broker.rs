@@ -3,9 +3,10 @@
 use std::fs::File;
 
 use rsheap::{
-    AllocationOptions, Broker, BrokerErrorCode, Error, FileIo, Heap, Span, SyncDirection, Usage,
+    AllocationOptions, Broker, BrokerErrorCode, BufferSpec, Error, FileIo, Heap, Span,
+    SyncDirection, Usage, MAX_BATCH,
 };
-use rsheap_suites::broker::{Daemon, SHIPPED_CONFIG};
+use rsheap_suites::broker::{eventually, root_quota, Daemon, SHIPPED_CONFIG};
 use rsheap_suites::{
     drop_caches, fill_and_check, hash, hash_file, page_size, scratch_path, write_random_file,
 };
@@ -60,7 +61,7 @@ fn load_a_file_and_check_its_hash() {
         .buffer()
         .cpu_access(SyncDirection::Read)
         .expect("sync");
-    assert_eq!(hash(&mapping.as_slice()[..len]), expected);
+    assert_eq!(hash(&mapping.to_vec()[..len]), expected);
     std::fs::remove_file(&path).expect("remove");
 }
 
@@ -173,7 +174,7 @@ fn broker_loads_by_path_report_progress() {
         .buffer()
         .cpu_access(SyncDirection::Read)
         .expect("sync");
-    assert_eq!(hash(&mapping.as_slice()[..len as usize]), expected);
+    assert_eq!(hash(&mapping.to_vec()[..len as usize]), expected);
     access.end().expect("end access");
     drop(mapping);
 
@@ -322,4 +323,327 @@ fn the_examples_run() {
         !ok && text.contains("\"many\" is not a frame count"),
         "{text}"
     );
+}
+
+/// The hash of the first `len` bytes of `buffer`, read through a mapping between sync brackets.
+fn buffer_hash(buffer: &rsheap::Buffer, len: usize) -> u64 {
+    let mapping = buffer.map().expect("map");
+    let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
+    hash(&mapping.to_vec()[..len])
+}
+
+/// The broker's code of a failed call.
+fn broker_code<T: std::fmt::Debug>(result: Result<T, Error>) -> BrokerErrorCode {
+    match result {
+        Err(Error::Broker { code, .. }) => code,
+        other => panic!("expected a broker error: {other:?}"),
+    }
+}
+
+#[test]
+fn batches_allocate_in_order_and_free_all_or_none() {
+    let (_daemon, _) = Daemon::start(SHIPPED_CONFIG);
+    let broker = Broker::connect().expect("connect");
+    let specs: Vec<BufferSpec<'_>> = [
+        (MIB, Usage::CAMERA_FRAME, true, "first"),
+        (2 * MIB + 1, Usage::MODEL_WEIGHTS, false, "second"),
+        (page_size(), Usage::SCRATCH, true, "third"),
+    ]
+    .into_iter()
+    .map(|(size, usage, cached, name)| {
+        BufferSpec::new(
+            size,
+            AllocationOptions {
+                cached,
+                debug_name: Some(name.into()),
+                ..AllocationOptions::usage(usage)
+            },
+        )
+    })
+    .collect();
+    let made = broker.allocate_batch(&specs).expect("allocate a batch");
+    let names: Vec<&str> = made.iter().map(|b| b.info().debugName.as_str()).collect();
+    assert_eq!(names, ["first", "second", "third"]);
+    assert_eq!(made[1].buffer().len(), 2 * MIB + page_size());
+    assert_eq!(made[1].heap(), "rsheap-uncached");
+    for (seed, buffer) in made.iter().enumerate() {
+        fill_and_check(buffer.buffer(), seed as u8);
+    }
+    assert_eq!(broker.buffers().expect("list").len(), 3);
+
+    // Too many requests, and a batch with one bad request, allocate nothing.
+    let many = vec![BufferSpec::new(page_size(), AllocationOptions::default()); MAX_BATCH + 1];
+    assert_eq!(
+        broker_code(broker.allocate_batch(&many)),
+        BrokerErrorCode::InvalidArgument
+    );
+    let bad = [
+        BufferSpec::new(MIB, AllocationOptions::default()),
+        BufferSpec::new(0, AllocationOptions::default()),
+    ];
+    assert_eq!(
+        broker_code(broker.allocate_batch(&bad)),
+        BrokerErrorCode::InvalidArgument
+    );
+    assert_eq!(broker.buffers().expect("list").len(), 3);
+
+    // A batch free takes them all at once.
+    broker.free_batch(made).expect("free the batch");
+    assert!(broker.buffers().expect("list").is_empty());
+
+    // One more than a batch takes is refused whole, and the buffers come back.
+    let small = vec![BufferSpec::new(page_size(), AllocationOptions::default()); MAX_BATCH];
+    let mut held = broker.allocate_batch(&small).expect("a full batch");
+    held.push(
+        broker
+            .allocate(page_size(), &AllocationOptions::default())
+            .expect("allocate"),
+    );
+    let failed = broker.free_batch(held).expect_err("too many to free");
+    assert!(
+        matches!(
+            failed.error,
+            Error::Broker {
+                code: BrokerErrorCode::InvalidArgument,
+                ..
+            }
+        ),
+        "{failed}"
+    );
+    let mut held = failed.buffers;
+    assert_eq!(held.len(), MAX_BATCH + 1);
+    assert_eq!(broker.buffers().expect("list").len(), MAX_BATCH + 1);
+    let last = held.split_off(MAX_BATCH);
+    broker.free_batch(held).expect("free a full batch");
+    broker.free_batch(last).expect("free the last one");
+    assert!(broker.buffers().expect("list").is_empty());
+}
+
+#[test]
+fn allocate_and_load_hands_over_loaded_buffers() {
+    let (_daemon, _) = Daemon::start(SHIPPED_CONFIG);
+    let broker = Broker::connect().expect("connect");
+    let path = scratch_path("sdk-broker-allocate-load.bin");
+    let len = 8 * MIB + 77;
+    let expected = write_random_file(&path, len as u64, 41);
+    let content = std::fs::read(&path).expect("read the file");
+    drop_caches();
+    let file = File::open(&path).expect("open");
+    let weights = AllocationOptions::usage(Usage::MODEL_WEIGHTS);
+
+    let buffer = broker
+        .allocate_and_load(len, &weights, &file, Span::whole())
+        .expect("allocate and load");
+    assert_eq!(buffer.buffer().len(), 8 * MIB + page_size());
+    assert_eq!(buffer_hash(buffer.buffer(), len), expected);
+    // Past the file's end the buffer is zeroed.
+    let mapping = buffer.buffer().map().expect("map");
+    assert!(mapping.to_vec()[len..].iter().all(|&byte| byte == 0));
+    drop(mapping);
+    broker.free(buffer).expect("free");
+
+    // A batch loads each buffer with its own range; one without a load stays zeroed.
+    let (head, tail) = (3 * MIB, 5 * MIB);
+    let specs = [
+        BufferSpec::new(head, weights.clone()).with_load(&file, Span::start(head as u64)),
+        BufferSpec::new(tail, weights.clone()).with_load(
+            &file,
+            Span {
+                file_offset: head as u64,
+                buffer_offset: page_size() as u64,
+                len: (tail - page_size()) as u64,
+            },
+        ),
+        BufferSpec::new(MIB, AllocationOptions::default()),
+    ];
+    let made = broker
+        .allocate_batch(&specs)
+        .expect("allocate a loaded batch");
+    assert_eq!(buffer_hash(made[0].buffer(), head), hash(&content[..head]));
+    let bytes = made[1].buffer().map().expect("map").to_vec();
+    assert!(bytes[..page_size()].iter().all(|&byte| byte == 0));
+    assert_eq!(
+        hash(&bytes[page_size()..tail]),
+        hash(&content[head..head + tail - page_size()])
+    );
+    let bytes = made[2].buffer().map().expect("map").to_vec();
+    assert!(bytes.iter().all(|&byte| byte == 0));
+    broker.free_batch(made).expect("free");
+
+    // A segment that does not fit the buffer fails the request, and nothing is kept.
+    let past_end = Span {
+        buffer_offset: MIB as u64,
+        ..Span::start(page_size() as u64)
+    };
+    assert_eq!(
+        broker_code(broker.allocate_and_load(MIB, &weights, &file, past_end)),
+        BrokerErrorCode::InvalidArgument
+    );
+    assert!(broker.buffers().expect("list").is_empty());
+    std::fs::remove_file(&path).expect("remove");
+}
+
+/// A file of `len` bytes that reads as zeros and costs no disk: a hole.
+fn sparse_file(name: &str, len: u64) -> (std::path::PathBuf, File) {
+    let path = scratch_path(name);
+    let file = File::create(&path).expect("create");
+    file.set_len(len).expect("extend");
+    drop(file);
+    let file = File::open(&path).expect("open");
+    (path, file)
+}
+
+#[test]
+fn a_progress_callback_or_another_thread_cancels_a_load() {
+    use std::ops::ControlFlow;
+
+    let (_daemon, _) = Daemon::start(SHIPPED_CONFIG);
+    let broker = Broker::connect().expect("connect");
+    // The broker moves 32 MiB, then chunks that double while they are fast: the first report
+    // comes after 32 MiB, and a cancel made then stops the load at the next chunk, long
+    // before the end of 1 GiB.
+    let len = 1u64 << 30;
+    let (path, file) = sparse_file("sdk-broker-cancel.bin", len);
+    let buffer = broker
+        .allocate(
+            len as usize,
+            &AllocationOptions::usage(Usage::MODEL_WEIGHTS),
+        )
+        .expect("allocate");
+
+    let mut reports = Vec::new();
+    let result =
+        broker.load_file_with_control(&buffer, &file, Span::whole(), &mut |done, total| {
+            reports.push((done, total));
+            ControlFlow::Break(())
+        });
+    assert_eq!(broker_code(result), BrokerErrorCode::Cancelled);
+    assert_eq!(reports.len(), 1, "reports after the break: {reports:?}");
+    assert!(reports[0].0 < len, "{reports:?}");
+
+    // From another thread, while this one waits for the load.
+    let (first, reported) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let loading = scope.spawn(|| {
+            broker.load_file_with_progress(&buffer, &file, Span::whole(), &mut |done, _| {
+                let _ = first.send(done);
+            })
+        });
+        let done = reported
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a first report");
+        assert!(done < len, "{done}");
+        broker.cancel_loads(&buffer).expect("cancel");
+        let result = loading.join().expect("the loading thread");
+        assert_eq!(broker_code(result), BrokerErrorCode::Cancelled);
+    });
+
+    // The buffer stays allocated and loads again; cancelling with no load running is fine.
+    assert_eq!(broker.buffers().expect("list").len(), 1);
+    broker.cancel_loads(&buffer).expect("cancel nothing");
+    let loaded = broker
+        .load_file(&buffer, &file, Span::start(4 * MIB as u64))
+        .expect("load after the cancel");
+    assert_eq!(loaded, 4 * MIB as u64);
+    broker.free(buffer).expect("free");
+    std::fs::remove_file(&path).expect("remove");
+}
+
+#[test]
+fn read_only_shares_through_the_sdk_refuse_writes() {
+    let (_daemon, _) = Daemon::start(SHIPPED_CONFIG);
+    let broker = Broker::connect().expect("connect");
+    let buffer = broker
+        .allocate(MIB, &AllocationOptions::usage(Usage::MODEL_WEIGHTS))
+        .expect("allocate");
+    fill_and_check(buffer.buffer(), 7);
+    let shared = broker.share_read_only(&buffer).expect("share read-only");
+    assert_eq!(shared.len(), buffer.buffer().len());
+    let writable = shared
+        .map()
+        .expect_err("a read-only share maps only readable");
+    assert!(
+        matches!(
+            writable.errno(),
+            Some(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)
+        ),
+        "{writable}"
+    );
+    let expected = buffer_hash(buffer.buffer(), MIB);
+    let view = shared.map_read_only().expect("map read-only");
+    assert_eq!(hash(&view.to_vec()), expected);
+    drop(view);
+
+    // The share outlives the buffer's free: the memory stays, charged to this uid.
+    let id = buffer.id();
+    broker.free(buffer).expect("free");
+    let limits = broker.limits().expect("limits");
+    assert!(
+        limits.used_bytes >= MIB as u64,
+        "{limits:?} after freeing {id}"
+    );
+    let view = shared.map_read_only().expect("map read-only");
+    assert_eq!(hash(&view.to_vec()), expected);
+    drop(view);
+    drop(shared);
+
+    // Buffers of other exporters' heaps cannot be shared read-only.
+    let system = broker
+        .allocate(
+            MIB,
+            &AllocationOptions {
+                heap: Some("system".into()),
+                ..AllocationOptions::default()
+            },
+        )
+        .expect("allocate from system");
+    assert_eq!(
+        broker_code(broker.share_read_only(&system)),
+        BrokerErrorCode::Unsupported
+    );
+    broker.free(system).expect("free");
+}
+
+#[test]
+fn limits_report_the_quota_and_what_counts_against_it() {
+    let (_daemon, _) = Daemon::start(&root_quota(256, 10));
+    let broker = Broker::connect().expect("connect");
+    let before = broker.limits().expect("limits");
+    assert_eq!(before.quota_bytes, 256 << 20, "{before:?}");
+    assert_eq!(before.quota_buffers, 10, "{before:?}");
+    assert_eq!(before.max_buffer_size, 4096 << 20, "{before:?}");
+    assert_eq!(before.max_batch, MAX_BATCH, "{before:?}");
+    assert_eq!(before.page_size, page_size(), "{before:?}");
+    assert!(
+        before.sessions >= 1 && before.max_sessions == 32,
+        "{before:?}"
+    );
+    assert!(
+        before.direct_loads && before.read_only_sharing,
+        "{before:?}"
+    );
+
+    let buffer = broker
+        .allocate(MIB, &AllocationOptions::default())
+        .expect("allocate");
+    let during = broker.limits().expect("limits");
+    assert_eq!(
+        during.used_bytes,
+        before.used_bytes + MIB as u64,
+        "{during:?}"
+    );
+    assert_eq!(during.used_buffers, before.used_buffers + 1, "{during:?}");
+    broker.free(buffer).expect("free");
+    // The kernel releases the buffer once its last reference is gone.
+    eventually(10, "the freed buffer stops counting", || {
+        broker.limits().expect("limits").used_bytes == before.used_bytes
+    });
+
+    // Another session of the same uid counts.
+    let other = Broker::connect().expect("connect again");
+    assert_eq!(
+        broker.limits().expect("limits").sessions,
+        before.sessions + 1
+    );
+    drop(other);
 }

@@ -13,17 +13,30 @@ use rsheap_suites::{
 /// Writes a value into the first and last 8 bytes of every page and checks them.
 fn stamp_and_check(buffer: &Buffer, stamp: u64) {
     let mut mapping = buffer.map().expect("map");
-    let bytes = mapping.as_mut_slice();
-    for (i, page) in bytes.chunks_mut(page_size()).enumerate() {
+    let page = page_size();
+    let pages = mapping.len() / page;
+    for i in 0..pages {
         let value = (stamp ^ i as u64).to_ne_bytes();
-        page[..8].copy_from_slice(&value);
-        let end = page.len() - 8;
-        page[end..].copy_from_slice(&value);
+        let start = i * page;
+        mapping
+            .write_at(start, &value)
+            .expect("stamp a page's start");
+        mapping
+            .write_at(start + page - 8, &value)
+            .expect("stamp a page's end");
     }
-    for (i, page) in bytes.chunks(page_size()).enumerate() {
+    for i in 0..pages {
         let value = (stamp ^ i as u64).to_ne_bytes();
-        assert_eq!(&page[..8], &value, "page {i} start");
-        assert_eq!(&page[page.len() - 8..], &value, "page {i} end");
+        let (mut first, mut last) = ([0; 8], [0; 8]);
+        let start = i * page;
+        mapping
+            .read_at(start, &mut first)
+            .expect("read a page's start");
+        mapping
+            .read_at(start + page - 8, &mut last)
+            .expect("read a page's end");
+        assert_eq!(first, value, "page {i} start");
+        assert_eq!(last, value, "page {i} end");
     }
 }
 

@@ -42,21 +42,21 @@ fn buffer(len: u64) -> Buffer {
 fn hash_buffer(buffer: &Buffer, len: u64) -> u64 {
     let mapping = buffer.map().expect("map");
     let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
-    hash(&mapping.as_slice()[..len as usize])
+    hash(&mapping.to_vec()[..len as usize])
 }
 
 /// A copy of `buffer`'s bytes.
 fn buffer_bytes(buffer: &Buffer) -> Vec<u8> {
     let mapping = buffer.map().expect("map");
     let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
-    mapping.as_slice().to_vec()
+    mapping.to_vec()
 }
 
 /// Overwrites `buffer` with `bytes`.
 fn fill_buffer(buffer: &Buffer, bytes: &[u8]) {
     let mut mapping = buffer.map().expect("map");
     let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
-    mapping.as_mut_slice().copy_from_slice(bytes);
+    mapping.write_at(0, bytes).expect("write");
 }
 
 /// Loads the first `len` bytes of the file at `path` into `buffer`.
@@ -405,7 +405,7 @@ fn the_cpu_sees_loaded_bytes_and_stores_see_cpu_writes() {
     let written = random_bytes(len as usize, 41);
     {
         let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
-        mapping.as_mut_slice().copy_from_slice(&written);
+        mapping.write_at(0, &written).expect("write");
     }
     let path = scratch_path("cpu.bin");
     store_start(&io, &path, &buffer, len, IoPath::Auto);
@@ -417,10 +417,7 @@ fn the_cpu_sees_loaded_bytes_and_stores_see_cpu_writes() {
     drop_caches();
     load_start(&io, &path, &buffer, len, IoPath::Auto);
     let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
-    assert!(
-        mapping.as_slice() == other.as_slice(),
-        "the mapping shows the load"
-    );
+    assert!(mapping.to_vec() == other, "the mapping shows the load");
 }
 
 /// A request that would succeed, for the bad-input tests to spoil one field at a time.

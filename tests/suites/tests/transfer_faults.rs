@@ -37,14 +37,14 @@ fn buffer(len: u64) -> Buffer {
 fn fill_buffer(buffer: &Buffer, byte: u8) {
     let mut mapping = buffer.map().expect("map");
     let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
-    mapping.as_mut_slice().fill(byte);
+    mapping.fill(byte);
 }
 
 /// A copy of `buffer`'s bytes.
 fn buffer_bytes(buffer: &Buffer) -> Vec<u8> {
     let mapping = buffer.map().expect("map");
     let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
-    mapping.as_slice().to_vec()
+    mapping.to_vec()
 }
 
 /// Runs `f` on another thread and fails the test if it takes longer than `limit`.
@@ -294,7 +294,7 @@ fn a_store_onto_a_full_file_system_reports_what_it_wrote_and_no_more() {
     {
         let mut mapping = buffer.map().expect("map");
         let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
-        mapping.as_mut_slice().copy_from_slice(&content);
+        mapping.write_at(0, &content).expect("write");
     }
     let file = File::create(&target.0).expect("create");
     let stored = FileIo::open().expect("open /dev/rsheap").store(
@@ -392,7 +392,7 @@ fn a_direct_store_through_overlayfs_leaves_its_file_system_freezable() {
     {
         let mut mapping = buffer.map().expect("map");
         let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
-        mapping.as_mut_slice().copy_from_slice(&content);
+        mapping.write_at(0, &content).expect("write");
     }
     let path = overlay.merged.join("stored.bin");
     let file = File::create(&path).expect("create on the overlay");

@@ -3,7 +3,9 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use rsheap::{Heap, SyncDirection};
-use rsheap_suites::{fdinfo, is_write_combined, page_size, pattern_byte, RSHEAP, RSHEAP_UNCACHED};
+use rsheap_suites::{
+    fdinfo, is_write_combined, page_size, pattern, pattern_mismatch, RSHEAP, RSHEAP_UNCACHED,
+};
 
 #[test]
 fn uncached_buffers_are_zeroed_and_keep_their_contents() {
@@ -16,7 +18,7 @@ fn uncached_buffers_are_zeroed_and_keep_their_contents() {
         let buffer = heap.allocate(len).expect("allocate");
         let mut mapping = buffer.map().expect("map");
         assert!(
-            mapping.as_slice().iter().all(|&b| b == 0),
+            mapping.to_vec().iter().all(|&b| b == 0),
             "fresh {len}-byte buffer is zeroed"
         );
         {
@@ -24,17 +26,13 @@ fn uncached_buffers_are_zeroed_and_keep_their_contents() {
             let _access = buffer
                 .cpu_access(SyncDirection::Write)
                 .expect("begin CPU write");
-            for (offset, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
-                *byte = pattern_byte(seed as u8, offset);
-            }
+            mapping
+                .write_at(0, &pattern(seed as u8, mapping.len()))
+                .expect("write the pattern");
         }
         drop(mapping);
         let mapping = buffer.map().expect("map again");
-        assert!(mapping
-            .as_slice()
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| b == pattern_byte(seed as u8, i)));
+        assert_eq!(pattern_mismatch(&mapping.to_vec(), 0, seed as u8), None);
     }
 }
 
@@ -55,16 +53,15 @@ fn uncached_mappings_are_write_combined_where_the_cpu_maps_them_so() {
             .allocate(4 << 20)
             .expect("allocate");
         let mut mapping = buffer.map().expect("map");
-        let bytes = mapping.as_mut_slice();
         // Fault in the first and the last page.
-        let last = bytes.len() - 1;
-        bytes[0] = 1;
-        bytes[last] = 1;
+        let last = mapping.len() - 1;
+        mapping.write_at(0, &[1]).expect("write the first byte");
+        mapping.write_at(last, &[1]).expect("write the last byte");
         // x86 keeps the uncached heap's mappings cached: its DMA is coherent and its PAT
         // refuses a second write-combined mapping of RAM. Elsewhere (arm64: Normal-NC) they
         // are write-combined.
         let expected = uncached && !cfg!(target_arch = "x86_64");
-        for addr in [bytes.as_ptr(), bytes[last..].as_ptr()] {
+        for addr in [mapping.as_ptr(), mapping.as_ptr().wrapping_add(last)] {
             assert_eq!(is_write_combined(addr), expected, "{heap} at {addr:p}");
         }
     }

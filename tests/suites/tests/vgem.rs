@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use nix::{ioctl_readwrite, ioctl_write_ptr};
 use rsheap::{Heap, SyncDirection};
-use rsheap_suites::{page_size, pattern_byte, RSHEAP, RSHEAP_UNCACHED};
+use rsheap_suites::{page_size, pattern, pattern_mismatch, RSHEAP, RSHEAP_UNCACHED};
 
 /// `struct drm_prime_handle`.
 #[repr(C)]
@@ -90,19 +90,15 @@ fn vgem_imports_buffers_and_cpu_sync_round_trips() {
             let _access = buffer
                 .cpu_access(SyncDirection::Write)
                 .expect("begin CPU write");
-            for (i, byte) in mapping.as_mut_slice().iter_mut().enumerate() {
-                *byte = pattern_byte(9, i);
-            }
+            mapping
+                .write_at(0, &pattern(9, mapping.len()))
+                .expect("write the pattern");
         }
         {
             let _access = buffer
                 .cpu_access(SyncDirection::Read)
                 .expect("begin CPU read");
-            assert!(mapping
-                .as_slice()
-                .iter()
-                .enumerate()
-                .all(|(i, &b)| b == pattern_byte(9, i)));
+            assert_eq!(pattern_mismatch(&mapping.to_vec(), 0, 9), None);
         }
         drop(mapping);
         close(&vgem, handle);

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use rsheap::{Buffer, Heap, SyncDirection};
-use rsheap_suites::{pattern_byte, probe_answer as answer, vmap_probe, RSHEAP, RSHEAP_UNCACHED};
+use rsheap_suites::{pattern, probe_answer as answer, vmap_probe, RSHEAP, RSHEAP_UNCACHED};
 
 /// Runs the probe on `buffer` in `mode`.
 fn probe(buffer: &Buffer, mode: &str) -> Vec<(String, String)> {
@@ -16,10 +16,8 @@ fn fill(buffer: &Buffer, seed: u8) -> u64 {
     let _access = buffer
         .cpu_access(SyncDirection::Write)
         .expect("begin CPU write");
-    let bytes = mapping.as_mut_slice();
-    for (offset, byte) in bytes.iter_mut().enumerate() {
-        *byte = pattern_byte(seed, offset);
-    }
+    let bytes = pattern(seed, mapping.len());
+    mapping.write_at(0, &bytes).expect("write the pattern");
     bytes
         .chunks_exact(8)
         .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")))

@@ -1,5 +1,6 @@
 package dev.rsheap;
 
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.LongConsumer;
 
@@ -12,6 +13,9 @@ import java.util.function.LongConsumer;
  * handles are held, the broker's is taken before a buffer's.
  */
 final class NativeHandle {
+    /** How often {@link #close(LongConsumer, LongConsumer)} nudges the calls it waits for. */
+    private static final long NUDGE_MS = 50;
+
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     /** What the handle belongs to, for messages. */
     private final String owner;
@@ -49,6 +53,23 @@ final class NativeHandle {
         return handle;
     }
 
+    /**
+     * Holds the handle as {@link #acquire()} does if that needs no waiting: returns 0, and
+     * holds nothing, if it is closed or being closed; pair a non-zero result with
+     * {@link #release()}.
+     *
+     * @return the handle, or 0
+     */
+    long tryAcquire() {
+        if (!lock.readLock().tryLock()) {
+            return 0;
+        }
+        if (handle == 0) {
+            lock.readLock().unlock();
+        }
+        return handle;
+    }
+
     /** Ends a call's hold. */
     void release() {
         lock.readLock().unlock();
@@ -63,11 +84,41 @@ final class NativeHandle {
      *     {@link LoadListener}), where waiting for the calls would wait for itself
      */
     void close(LongConsumer free) {
+        close(free, handle -> { });
+    }
+
+    /**
+     * Closes the handle as {@link #close(LongConsumer)} does, and while calls hold it, passes
+     * it to {@code nudge} (holding it as a call would) at once and then every 50 ms, so that
+     * long calls (loads) can be told to end early.
+     *
+     * @param free frees the native object
+     * @param nudge asks the running calls to end; must not throw
+     * @throws IllegalStateException if this thread is inside a call holding the handle
+     */
+    void close(LongConsumer free, LongConsumer nudge) {
         if (lock.getReadHoldCount() > 0) {
             throw new IllegalStateException(
                     "cannot close the " + owner + " from inside one of its own calls");
         }
-        lock.writeLock().lock();
+        boolean interrupted = false;
+        boolean locked = lock.writeLock().tryLock();
+        while (!locked) {
+            long held = tryAcquire();
+            if (held != 0) {
+                try {
+                    nudge.accept(held);
+                } finally {
+                    release();
+                }
+            }
+            try {
+                locked = lock.writeLock().tryLock(NUDGE_MS, TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                // Closing must finish: keep waiting, and keep the interrupt for the caller.
+                interrupted = true;
+            }
+        }
         try {
             if (handle != 0) {
                 try {
@@ -78,6 +129,9 @@ final class NativeHandle {
             }
         } finally {
             lock.writeLock().unlock();
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }

@@ -34,6 +34,13 @@ public class RsheapException extends IOException {
     public static final int ERROR_UNSUPPORTED = 6;
     /** Too many loads are queued or waiting ({@code EBUSY}). */
     public static final int ERROR_BUSY = 7;
+    /**
+     * The load was cancelled ({@code ECANCELED}): its buffer was closed, or its loads
+     * cancelled ({@link Buffer#cancelLoads()}), while it ran.
+     */
+    public static final int ERROR_CANCELLED = 8;
+    /** The session with the broker has ended ({@code EPIPE}). */
+    public static final int ERROR_SESSION_CLOSED = 9;
 
     /** The errno; see {@link #errno()}. */
     private final int errno;

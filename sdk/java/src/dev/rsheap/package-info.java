@@ -4,8 +4,12 @@
  * <p>{@link dev.rsheap.HeapBroker#connect()} connects to the broker. The broker picks the heap
  * for each {@link dev.rsheap.Usage}, names and accounts the buffers it allocates, loads files
  * into them, and frees what a client holds when the client's process dies. A
- * {@link dev.rsheap.Buffer} is one allocation: map it as a direct {@link java.nio.ByteBuffer},
- * load a file into it, and close it to free it.
+ * {@link dev.rsheap.Buffer} is one allocation: map it as a direct {@link java.nio.ByteBuffer}
+ * (whole, or in ranges for buffers of 2 GiB and more), load a file or a file descriptor's range
+ * into it, hand a duplicate of its file descriptor (or a read-only one) to a device or another
+ * process, and close it to free it. Closing cancels its running loads, and leaves its
+ * ByteBuffers harmless (reading zeros) rather than dangling; a Buffer nobody closed is freed
+ * once it and its ByteBuffers are collected.
  *
  * <pre>{@code
  * try (HeapBroker broker = HeapBroker.connect();

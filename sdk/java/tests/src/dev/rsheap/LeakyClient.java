@@ -1,6 +1,8 @@
 package dev.rsheap;
 
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A client process that dies holding buffers, for {@link ClientLifecycleTest}: allocates
@@ -20,9 +22,12 @@ public final class LeakyClient {
         int count = Integer.parseInt(args[0]);
         long size = Long.parseLong(args[1]);
         HeapBroker broker = HeapBroker.connect();
+        // Held to the end: a Buffer collected unclosed would be freed before the process dies.
+        List<Buffer> held = new ArrayList<>();
         for (int i = 0; i < count; i++) {
             Buffer buffer = broker.allocate(size, Usage.SCRATCH);
             buffer.map().put(0, (byte) i);
+            held.add(buffer);
         }
         System.out.println("allocated " + count);
         System.out.flush();
@@ -30,6 +35,7 @@ public final class LeakyClient {
             // Wait for the parent to close our input.
         }
         // No close, no shutdown hooks: as if the process were killed.
+        System.out.println("holding " + held.size());
         Runtime.getRuntime().halt(0);
     }
 }

@@ -5,26 +5,31 @@
 //! held when the client dies. [`Broker`] is one such client: it creates the token binder the
 //! broker knows it by, and when the broker has died and restarted it reconnects and retries the
 //! call once (buffers of the old broker are gone by then, so their ids are not found).
+//!
+//! This file holds the session and its connection; `request` the allocations and frees,
+//! single and batched, `load` the loads and their cancellation, and `limits` the limits query
+//! and read-only sharing.
 
 use std::io::Read;
-use std::os::fd::AsFd;
-use std::path::Path;
-use std::sync::{mpsc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use rsheap_binder::{
-    Interface, ParcelFileDescriptor, Result as BinderResult, SpIBinder, Strong, BROKER_INSTANCE,
-};
-use vendor_rsheap::aidl::vendor::rsheap::{
-    AllocationRequest::AllocationRequest, BufferRequest::BufferRequest, FileSegment::FileSegment,
-    IHeapBroker, IHeapBroker::IHeapBroker as Service, IHeapSession::IHeapSession,
-    ILoadObserver::ILoadObserver,
-};
+use rsheap_binder::{Result as BinderResult, SpIBinder, Strong, BROKER_INSTANCE};
 pub use vendor_rsheap::aidl::vendor::rsheap::{
     BufferInfo::BufferInfo, HeapInfo::HeapInfo, Usage::Usage,
 };
+use vendor_rsheap::aidl::vendor::rsheap::{
+    IHeapBroker, IHeapBroker::IHeapBroker as Service, IHeapSession::IHeapSession,
+};
 
-use crate::{Buffer, Error, Result, Span};
+use crate::{Buffer, Error, Result};
+
+mod limits;
+mod load;
+mod request;
+
+pub use limits::SessionLimits;
+pub use request::{BufferSpec, FileLoad, FreeBatchError, MAX_BATCH};
 
 /// How long [`Broker::connect`] and a reconnection wait for the broker to be registered.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -231,117 +236,6 @@ impl Broker {
         })
     }
 
-    /// Allocates `size` bytes (rounded up to pages).
-    pub fn allocate(&self, size: usize, options: &AllocationOptions) -> Result<BrokerBuffer> {
-        let request = BufferRequest {
-            allocation: AllocationRequest {
-                size: i64::try_from(size)
-                    .map_err(|_| Error::InvalidArgument(format!("size {size} too large")))?,
-                usage: options.usage,
-                heap: options.heap.clone(),
-                cached: options.cached,
-                debugName: options.debug_name.clone(),
-            },
-            load: None,
-        };
-        let (made, generation) = self.call(|session| session.allocate(&request))?;
-        let fd = made
-            .fd
-            .map(rsheap_binder::into_owned_fd)
-            .ok_or_else(|| Error::InvalidArgument("the broker sent no buffer".into()))?;
-        Ok(BrokerBuffer {
-            buffer: Buffer::from_fd(fd)?,
-            info: made.info,
-            generation,
-        })
-    }
-
-    /// Loads `span` of `file` into `buffer` (by direct I/O where the file allows) and returns
-    /// the bytes loaded: fewer than `span.len` if the file ends first.
-    pub fn load_file(&self, buffer: &BrokerBuffer, file: &impl AsFd, span: Span) -> Result<u64> {
-        self.check_generation(buffer)?;
-        let segment = segment(file, span)?;
-        let (loaded, _) = self.call(|session| session.loadFile(buffer.id(), &segment))?;
-        Ok(loaded.max(0) as u64)
-    }
-
-    /// Loads as [`Broker::load_file`] does, calling `progress(done, total)` on this thread as
-    /// the broker reports (about every 100 ms of loading), and last with `done` the bytes
-    /// loaded.
-    ///
-    /// The broker runs the load on its own workers, so a slow load holds none of its binder
-    /// threads; if the broker dies meanwhile, the call fails as unreachable.
-    pub fn load_file_with_progress(
-        &self,
-        buffer: &BrokerBuffer,
-        file: &impl AsFd,
-        span: Span,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<u64> {
-        self.check_generation(buffer)?;
-        let segment = segment(file, span)?;
-        let (sender, events) = mpsc::channel();
-        let observer = rsheap_binder::new_load_observer(LoadEvents(sender));
-        let (_, generation) =
-            self.call(|session| session.loadFileAsync(buffer.id(), &segment, &observer))?;
-        let mut last = None;
-        loop {
-            match events.recv_timeout(LIVENESS_CHECK) {
-                Ok(LoadEvent::Progress(done, total)) => {
-                    last = Some((done, total));
-                    progress(done, total);
-                }
-                Ok(LoadEvent::Complete {
-                    bytes, error: 0, ..
-                }) => {
-                    // The broker reports progress between chunks; the end comes with the
-                    // completion.
-                    let total = last.map_or(bytes, |(_, total)| total);
-                    if last.map(|(done, _)| done) != Some(bytes) {
-                        progress(bytes, total);
-                    }
-                    return Ok(bytes);
-                }
-                Ok(LoadEvent::Complete { error, message, .. }) => {
-                    return Err(Error::Broker {
-                        code: BrokerErrorCode::from_code(error),
-                        message,
-                    })
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let current = self.current();
-                    if current.generation != generation
-                        || current.service.as_binder().ping_binder().is_err()
-                    {
-                        return Err(Error::Unreachable(format!(
-                            "the broker died while loading buffer {}",
-                            buffer.id()
-                        )));
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Unreachable(format!(
-                        "the broker dropped the load of buffer {}",
-                        buffer.id()
-                    )))
-                }
-            }
-        }
-    }
-
-    /// Opens the file at `path` and loads `span` of it into `buffer`, with progress.
-    pub fn load_path(
-        &self,
-        buffer: &BrokerBuffer,
-        path: &Path,
-        span: Span,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<u64> {
-        let file = std::fs::File::open(path)
-            .map_err(|err| Error::io(format!("open {}", path.display()), &err))?;
-        self.load_file_with_progress(buffer, &file, span, progress)
-    }
-
     /// Frees `buffer`: the broker stops accounting it, and its memory returns once every
     /// file descriptor and mapping of it is gone (this one is closed here).
     pub fn free(&self, buffer: BrokerBuffer) -> Result<()> {
@@ -449,73 +343,6 @@ fn binder_init() -> Result<()> {
     INIT.get_or_init(rsheap_binder::init_client)
         .clone()
         .map_err(Error::Unreachable)
-}
-
-/// How often a load that reports nothing checks that the broker still lives.
-const LIVENESS_CHECK: Duration = Duration::from_secs(1);
-
-/// The file part of a load request.
-fn segment(file: &impl AsFd, span: Span) -> Result<FileSegment> {
-    let to_i64 = |value: u64, what: &str| {
-        i64::try_from(value).map_err(|_| Error::InvalidArgument(format!("{what} too large")))
-    };
-    let file = file
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|err| Error::io("duplicate the file descriptor", &err))?;
-    Ok(FileSegment {
-        file: Some(ParcelFileDescriptor::new(file)),
-        fileOffset: to_i64(span.file_offset, "file offset")?,
-        // The broker's "to the end of the file".
-        length: if span.len == u64::MAX {
-            -1
-        } else {
-            to_i64(span.len, "length")?
-        },
-        bufferOffset: to_i64(span.buffer_offset, "buffer offset")?,
-    })
-}
-
-/// What the broker reports of an asynchronous load.
-enum LoadEvent {
-    Progress(u64, u64),
-    Complete {
-        bytes: u64,
-        /// 0, or the broker's `ERROR_` code.
-        error: i32,
-        message: String,
-    },
-}
-
-/// The callback binder of one asynchronous load: passes the broker's reports from the binder
-/// thread they arrive on to the thread that waits for the load.
-struct LoadEvents(mpsc::Sender<LoadEvent>);
-
-impl Interface for LoadEvents {}
-
-impl ILoadObserver for LoadEvents {
-    fn onProgress(&self, _id: i64, done: i64, total: i64) -> BinderResult<()> {
-        // A waiter that has gone (it gave up on a dead broker) wants no more reports.
-        let _ = self
-            .0
-            .send(LoadEvent::Progress(done.max(0) as u64, total.max(0) as u64));
-        Ok(())
-    }
-
-    fn onComplete(
-        &self,
-        _id: i64,
-        bytes: i64,
-        error: i32,
-        message: Option<&str>,
-    ) -> BinderResult<()> {
-        let _ = self.0.send(LoadEvent::Complete {
-            bytes: bytes.max(0) as u64,
-            error,
-            message: message.unwrap_or("load failed").to_owned(),
-        });
-        Ok(())
-    }
 }
 
 /// The registered broker, once it answers, waiting up to [`CONNECT_TIMEOUT`].
