@@ -78,19 +78,30 @@ pub fn pattern_mismatch(bytes: &[u8], start: usize, seed: u8) -> Option<usize> {
     (bytes.iter().enumerate()).position(|(i, &byte)| byte != pattern_byte(seed, start + i))
 }
 
-/// Writes [`pattern_byte`]s over the whole buffer through a mapping and reads them back.
+/// Writes [`pattern_byte`]s over the whole buffer through a mapping and reads them back, a
+/// megabyte at a time, so that checking a large buffer takes no memory of its size.
 pub fn fill_and_check(buffer: &rsheap::Buffer, seed: u8) {
     use rsheap::SyncDirection;
+    const STEP: usize = 1 << 20;
     let mut mapping = buffer.map().expect("map");
+    let len = mapping.len();
     {
         let _access = buffer.cpu_access(SyncDirection::Write).expect("sync");
-        mapping
-            .write_at(0, &pattern(seed, mapping.len()))
-            .expect("write the pattern");
+        for start in (0..len).step_by(STEP) {
+            let piece: Vec<u8> = (start..len.min(start + STEP))
+                .map(|offset| pattern_byte(seed, offset))
+                .collect();
+            mapping.write_at(start, &piece).expect("write the pattern");
+        }
     }
     let _access = buffer.cpu_access(SyncDirection::Read).expect("sync");
-    if let Some(i) = pattern_mismatch(&mapping.to_vec(), 0, seed) {
-        panic!("byte {i} of {} lost its value", mapping.len());
+    let mut piece = vec![0u8; STEP];
+    for start in (0..len).step_by(STEP) {
+        let piece = &mut piece[..STEP.min(len - start)];
+        mapping.read_at(start, piece).expect("read the pattern");
+        if let Some(i) = pattern_mismatch(piece, start, seed) {
+            panic!("byte {} of {len} lost its value", start + i);
+        }
     }
 }
 
