@@ -299,7 +299,8 @@ impl Buffer {
         // SAFETY: The caller guarantees `vma` is being set up under the mmap lock. The VMA
         // holds its file, the buffer's dma-buf or a read-only export that holds that, so the
         // buffer the fault handler finds through `this` outlives the VMA.
-        to_result(unsafe { shim::rsheap_vma_setup(vma, this.cast(), self.uncached()) })
+        let ret = unsafe { shim::rsheap_vma_setup(vma, this.cast(), self.uncached()) };
+        to_result(ret)
     }
 
     /// Handles a fault at `address` in a VMA set up by [`Self::mmap`] covering `[start, end)`

@@ -181,8 +181,8 @@ impl BufferRef {
         let mut read_only = false;
         // SAFETY: `rsheap_dmabuf_get` accepts any number and on success stores a new reference
         // and what the dma-buf is.
-        let private =
-            from_err_ptr(unsafe { shim::rsheap_dmabuf_get(fd, &mut dmabuf, &mut read_only) })?;
+        let got = unsafe { shim::rsheap_dmabuf_get(fd, &mut dmabuf, &mut read_only) };
+        let private = from_err_ptr(got)?;
         let dmabuf = NonNull::new(dmabuf).ok_or(EINVAL)?;
         let buffer = NonNull::new(private).map(|private| {
             if read_only {
