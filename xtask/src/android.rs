@@ -25,7 +25,8 @@
 //!   every type the contexts files name is declared by the policy, and `service_contexts`
 //!   labels the instance. Without the platform's policy and m4 macros the policy cannot be
 //!   compiled here: `checkpolicy` needs the whole of it.
-//! - **Tests.** `TEST_MAPPING`'s presubmit lists exactly the tree's test modules, and each
+//! - **Tests.** `TEST_MAPPING`'s presubmit lists exactly the tree's test modules that build
+//!   from AOSP's crates, [`IMPORTED_TEST_GROUP`] the ones that need others, and each
 //!   `android_test`'s `AndroidTest.xml` installs its APK and runs its manifest's package and
 //!   runner.
 
@@ -46,6 +47,7 @@ const AOSP_MODULES: &[(&str, &str)] = &[
         "prebuilts/misc/common/androidx-test",
     ),
     ("junit", "external/junit"),
+    ("libjni", "external/rust/android-crates-io/crates/jni"),
     (
         "libandroid_logger",
         "external/rust/android-crates-io/crates/android_logger",
@@ -76,13 +78,14 @@ const IMPORTED_MODULES: &[(&str, &str)] = &[
     ("libbytesize", "not in external/rust/android-crates-io"),
     ("libcomfy_table", "not in external/rust/android-crates-io"),
     ("libindicatif", "not in external/rust/android-crates-io"),
-    (
-        "libjni",
-        "AOSP's is jni 0.21; librsheap_jni is written against 0.22",
-    ),
     ("libparse_size", "not in external/rust/android-crates-io"),
     ("libxxhash_rust", "not in external/rust/android-crates-io"),
 ];
+
+/// The `TEST_MAPPING` group of the tests that need [`IMPORTED_MODULES`]: presubmit runs
+/// only tests that build from AOSP's own crates, and a tree that imports the others runs
+/// this group with `atest --test-mapping vendor/rsheap:rsheap-imported-crates`.
+const IMPORTED_TEST_GROUP: &str = "rsheap-imported-crates";
 
 /// Cargo dependencies whose AOSP module is not `lib<crate name>`.
 const CRATE_MODULES: &[(&str, &str)] = &[
@@ -157,6 +160,14 @@ const AOSP_CRATES: &[AospCrate] = &[
         ],
         mirror: CODELINARO,
         commit: "c80ef55b9373420dfcd4a577d82c03013ffb05bd",
+    },
+    AospCrate {
+        module: "libjni",
+        version: "0.22.4",
+        features: &["invocation"],
+        defaults: &[],
+        mirror: CODELINARO,
+        commit: "a82b0c96a38395731077fc3f1b609c6989880c6d",
     },
     AospCrate {
         module: "liblog_rust",
@@ -432,6 +443,25 @@ impl Tree {
         Ok(Self { files, modules })
     }
 
+    /// A tree of one `Android.bp`, given as text.
+    #[cfg(test)]
+    fn parse(file: &str, text: &str) -> Result<Self> {
+        let blueprint = BluePrint::parse(text).map_err(|err| anyhow::anyhow!("{file}: {err}"))?;
+        let modules = blueprint
+            .modules
+            .into_iter()
+            .map(|module| Module {
+                file: PathBuf::from(file),
+                kind: module.typ,
+                properties: module.entries.into_iter().collect(),
+            })
+            .collect();
+        Ok(Self {
+            files: vec![PathBuf::from(file)],
+            modules,
+        })
+    }
+
     fn find(&self, name: &str) -> Option<&Module> {
         self.modules.iter().find(|module| module.name() == name)
     }
@@ -450,6 +480,32 @@ impl Tree {
             }
         }
         names
+    }
+
+    /// The modules of [`IMPORTED_MODULES`] that `module` needs, directly or through the
+    /// tree's modules it depends on.
+    fn needs_imported<'a>(&'a self, module: &'a Module) -> BTreeSet<&'static str> {
+        let mut needed = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut pending = vec![module];
+        while let Some(module) = pending.pop() {
+            if !seen.insert(module.name()) {
+                continue;
+            }
+            for property in MODULE_PROPERTIES {
+                for name in module.strings(property) {
+                    if let Some((imported, _)) = IMPORTED_MODULES
+                        .iter()
+                        .find(|(imported, _)| *imported == name)
+                    {
+                        needed.insert(*imported);
+                    } else if let Some(dependency) = self.find(&name) {
+                        pending.push(dependency);
+                    }
+                }
+            }
+        }
+        needed
     }
 
     fn check_format(&self, root: &Path) -> Result<()> {
@@ -1571,36 +1627,64 @@ fn check_sepolicy(root: &Path) -> Result<()> {
     ensure_none(problems)
 }
 
-fn check_tests(root: &Path, tree: &Tree) -> Result<()> {
+/// What is wrong with `mapping`, the parsed `TEST_MAPPING`, for the tree's tests: presubmit
+/// must run every test that builds from AOSP's crates and none that needs
+/// [`IMPORTED_MODULES`], which go in [`IMPORTED_TEST_GROUP`].
+fn test_mapping_problems(tree: &Tree, mapping: &serde_json::Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let tests: BTreeSet<&str> = tree
-        .modules
-        .iter()
-        .filter(|m| m.kind == "rust_test" || m.kind == "android_test")
-        .map(Module::name)
-        .collect();
-    let mapping: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("TEST_MAPPING"))?)
-            .context("TEST_MAPPING is not JSON")?;
-    let presubmit = mapping["presubmit"]
-        .as_array()
-        .context("TEST_MAPPING has no presubmit")?;
-    let mapped: BTreeSet<&str> = presubmit
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    for name in &mapped {
-        if !tests.contains(name) {
+    let group = |name: &str| -> BTreeSet<&str> {
+        mapping[name]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str())
+            .collect()
+    };
+    let (presubmit, imported) = (group("presubmit"), group(IMPORTED_TEST_GROUP));
+    for name in presubmit.iter().chain(&imported) {
+        if !tree
+            .find(name)
+            .is_some_and(|m| m.kind == "rust_test" || m.kind == "android_test")
+        {
             problems.push(format!(
                 "TEST_MAPPING: {name} is no test module of the tree"
             ));
         }
     }
-    for name in &tests {
-        if !mapped.contains(name) {
+    for test in tree
+        .modules
+        .iter()
+        .filter(|m| m.kind == "rust_test" || m.kind == "android_test")
+    {
+        let name = test.name();
+        let needs = tree.needs_imported(test);
+        if needs.is_empty() && !presubmit.contains(name) {
             problems.push(format!("TEST_MAPPING: presubmit lacks {name}"));
         }
+        if !needs.is_empty() && presubmit.contains(name) {
+            problems.push(format!(
+                "TEST_MAPPING: presubmit lists {name}, which needs {needs:?}, crates AOSP lacks"
+            ));
+        }
+        if !needs.is_empty() && !imported.contains(name) {
+            problems.push(format!(
+                "TEST_MAPPING: {IMPORTED_TEST_GROUP} lacks {name}, which needs {needs:?}"
+            ));
+        }
+        if needs.is_empty() && imported.contains(name) {
+            problems.push(format!(
+                "TEST_MAPPING: {IMPORTED_TEST_GROUP} lists {name}, which builds from AOSP's crates"
+            ));
+        }
     }
+    problems
+}
+
+fn check_tests(root: &Path, tree: &Tree) -> Result<()> {
+    let mapping: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("TEST_MAPPING"))?)
+            .context("TEST_MAPPING is not JSON")?;
+    let mut problems = test_mapping_problems(tree, &mapping);
     for module in tree.modules.iter().filter(|m| m.kind == "android_test") {
         let at = module.name();
         let read = |key: &str| -> Result<String> {
@@ -1701,6 +1785,44 @@ mod tests {
                 aosp.module
             );
         }
+    }
+
+    #[test]
+    fn presubmit_runs_only_tests_that_build_from_aosps_crates() {
+        let tree = Tree::parse(
+            "Android.bp",
+            r#"
+rust_defaults { name: "tool_defaults", rustlibs: ["libclap", "libindicatif"] }
+rust_library { name: "libclient", rustlibs: ["libnix"] }
+rust_test { name: "tool_test", defaults: ["tool_defaults"] }
+rust_test { name: "client_test", rustlibs: ["libclient"] }
+"#,
+        )
+        .expect("parse");
+        let mapping = |text: &str| serde_json::from_str(text).expect("json");
+        // The TEST_MAPPING of before: a test that needs indicatif in presubmit.
+        let problems = test_mapping_problems(
+            &tree,
+            &mapping(r#"{"presubmit": [{"name": "client_test"}, {"name": "tool_test"}]}"#),
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("presubmit lists tool_test"),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("libindicatif"), "{problems:?}");
+        assert!(problems[1].contains("rsheap-imported-crates lacks tool_test"));
+        let problems = test_mapping_problems(
+            &tree,
+            &mapping(
+                r#"{"presubmit": [{"name": "client_test"}],
+                    "rsheap-imported-crates": [{"name": "tool_test"}, {"name": "nothing"}]}"#,
+            ),
+        );
+        assert_eq!(
+            problems,
+            ["TEST_MAPPING: nothing is no test module of the tree"]
+        );
     }
 
     #[test]
