@@ -108,9 +108,9 @@ pub fn is_remote(binder: &SpIBinder) -> bool {
     binder.is_remote()
 }
 
-/// Asks the process behind `binder` to write its dump to `out`.
-pub fn dump(binder: &SpIBinder, out: OwnedFd) -> std::result::Result<(), String> {
-    IBinderInternal::dump(&mut binder.clone(), &out, &[]).map_err(|err| format!("{err:?}"))
+/// Asks the process behind `binder` to write the dump `args` ask for to `out`.
+pub fn dump(binder: &SpIBinder, out: OwnedFd, args: &[&str]) -> std::result::Result<(), String> {
+    IBinderInternal::dump(&mut binder.clone(), &out, args).map_err(|err| format!("{err:?}"))
 }
 
 /// The descriptor a parcel carried, to own.
@@ -188,9 +188,13 @@ macro_rules! impl_interface_with_dump {
             fn dump(
                 &self,
                 writer: &mut dyn ::std::io::Write,
-                _args: &[&::std::ffi::CStr],
+                args: &[&::std::ffi::CStr],
             ) -> ::std::result::Result<(), $crate::__binder::StatusCode> {
-                $crate::Dump::dump(self, writer)
+                let args: ::std::vec::Vec<::std::string::String> = args
+                    .iter()
+                    .map(|arg| arg.to_string_lossy().into_owned())
+                    .collect();
+                $crate::Dump::dump(self, writer, &args)
                     .map_err(|_| $crate::__binder::StatusCode::UNKNOWN_ERROR)
             }
         }

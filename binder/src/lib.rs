@@ -34,8 +34,8 @@ pub const BROKER_INSTANCE: &str = "vendor.rsheap.IHeapBroker/default";
 /// What a service writes for `dumpsys`: [`impl_interface_with_dump!`] makes it the object's
 /// `Interface::dump`.
 pub trait Dump {
-    /// Writes the report.
-    fn dump(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+    /// Writes the report `args` ask for (`dumpsys <instance> <args>...`).
+    fn dump(&self, out: &mut dyn std::io::Write, args: &[String]) -> std::io::Result<()>;
 }
 
 /// A service-specific error a call failed with.

@@ -142,12 +142,13 @@ pub fn is_remote(binder: &SpIBinder) -> bool {
     binder.is_remote()
 }
 
-/// Asks the process behind `binder` to write its dump to `out`.
-pub fn dump(binder: &SpIBinder, out: OwnedFd) -> std::result::Result<(), String> {
+/// Asks the process behind `binder` to write the dump `args` ask for to `out`.
+pub fn dump(binder: &SpIBinder, out: OwnedFd, args: &[&str]) -> std::result::Result<(), String> {
     let proxy = binder
         .as_proxy()
         .ok_or_else(|| "the object is not remote".to_owned())?;
-    proxy.dump(out, &[]).map_err(|err| format!("{err:?}"))
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    proxy.dump(out, &args).map_err(|err| format!("{err:?}"))
 }
 
 /// The descriptor a parcel carried, to own.
@@ -223,9 +224,9 @@ macro_rules! impl_interface_with_dump {
             fn dump(
                 &self,
                 writer: &mut dyn ::std::io::Write,
-                _args: &[::std::string::String],
+                args: &[::std::string::String],
             ) -> $crate::__binder::Result<()> {
-                $crate::Dump::dump(self, writer)
+                $crate::Dump::dump(self, writer, args)
                     .map_err(|_| $crate::__binder::StatusCode::FailedTransaction)
             }
         }

@@ -158,11 +158,16 @@ fn serve_v1<T>(call: impl FnOnce() -> Result<T>) -> BinderResult<T> {
 }
 
 impl Dump for HeapBrokerService {
-    fn dump(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let text = if DUMP_UIDS.contains(&calling_uid()) {
-            self.broker.dump()
-        } else {
+    /// `--json` asks for the report as JSON; other arguments are refused with their usage.
+    fn dump(&self, out: &mut dyn std::io::Write, args: &[String]) -> std::io::Result<()> {
+        let text = if !DUMP_UIDS.contains(&calling_uid()) {
             "permission denied: only root, system and shell may dump rsheapd\n".to_owned()
+        } else if args.is_empty() {
+            self.broker.dump()
+        } else if args == ["--json"] {
+            self.broker.dump_json()
+        } else {
+            format!("rsheapd: unknown dump arguments {args:?}; usage: dump [--json]\n")
         };
         out.write_all(text.as_bytes())
     }

@@ -185,9 +185,17 @@ fn dma_buf_fds(pid: u32, dir: &Path, fds: &mut Vec<DmaBufFd>) -> std::io::Result
     Ok(())
 }
 
-/// `dump`.
-pub fn dump() -> Result<()> {
-    print!("{}", Broker::connect()?.dump()?);
+/// `dump`: the broker's own report, as tables or JSON.
+pub fn dump(json: bool) -> Result<()> {
+    let broker = Broker::connect()?;
+    print!(
+        "{}",
+        if json {
+            broker.dump_json()?
+        } else {
+            broker.dump()?
+        }
+    );
     Ok(())
 }
 

@@ -70,7 +70,11 @@ enum Command {
         json: bool,
     },
     /// Show rsheapd's heaps, clients and buffers (root, system and shell only).
-    Dump,
+    Dump {
+        /// Print rsheapd's report as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show rsheap.ko's buffer and pool counters and rsheapd's per-heap accounting.
     Stat {
         /// Print JSON (rsheap.ko's counters from sysfs, rsheapd's heaps) instead of tables.
@@ -104,7 +108,7 @@ fn main() -> ExitCode {
         Command::Load(args) => transfer::load(&args),
         Command::Store(args) => transfer::store(&args),
         Command::Ls { pid, json } => inspect::ls(pid, json),
-        Command::Dump => inspect::dump(),
+        Command::Dump { json } => inspect::dump(json),
         Command::Stat { json } => inspect::stat(json),
         Command::Bench {
             heaps,

@@ -44,12 +44,17 @@ const UNSUPPORTED: i32 = IHeapBroker::ERROR_UNSUPPORTED;
 const BUSY: i32 = IHeapBroker::ERROR_BUSY;
 
 fn dump(broker: &Strong<dyn Broker>) -> String {
+    dump_with(broker, &[])
+}
+
+fn dump_with(broker: &Strong<dyn Broker>, args: &[&str]) -> String {
     let (read, write) = ParcelFileDescriptor::pipe().expect("pipe");
     let binder = broker.as_binder();
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     binder
         .as_proxy()
         .expect("a remote broker")
-        .dump(OwnedFd::from(write), &[])
+        .dump(OwnedFd::from(write), &args)
         .expect("dump");
     let mut text = String::new();
     File::from(OwnedFd::from(read))
@@ -674,6 +679,62 @@ fn the_dump_shows_every_session_and_buffer() {
         "{text}"
     );
     rsheap_suites::kill_and_reap(holder.pid());
+}
+
+#[test]
+fn the_json_dump_says_what_the_text_dump_says() {
+    let (_daemon, broker) = Daemon::start(SHIPPED_CONFIG);
+    let client = token();
+    let mut asked = request(5 * MIB, Usage::CAMERA_FRAME);
+    asked.debugName = Some("weights \"v2\"".into());
+    let made = broker.allocate(&client, &asked).expect("allocate");
+
+    let text = dump_with(&broker, &["--json"]);
+    let report: serde_json::Value = serde_json::from_str(&text).expect("the dump is JSON");
+    for count in [
+        "loads_queued",
+        "loads_running",
+        "allocations_queued",
+        "allocations_running",
+    ] {
+        assert_eq!(report[count], 0, "{count}: {text}");
+    }
+    let rsheap = report["heaps"]
+        .as_array()
+        .and_then(|heaps| heaps.iter().find(|heap| heap["name"] == RSHEAP))
+        .unwrap_or_else(|| panic!("no rsheap heap: {text}"));
+    assert_eq!(rsheap["cached"], true);
+    assert_eq!(rsheap["buffers"], 1);
+    assert_eq!(rsheap["bytes"], 5 * MIB);
+    let pid = i64::from(std::process::id());
+    let mine = report["sessions"]
+        .as_array()
+        .and_then(|sessions| sessions.iter().find(|session| session["pid"] == pid))
+        .unwrap_or_else(|| panic!("no session of this client: {text}"));
+    assert_eq!((&mine["uid"], &mine["buffers"]), (&0.into(), &1.into()));
+    assert_eq!(mine["bytes"], 5 * MIB);
+    let root = report["uids"]
+        .as_array()
+        .and_then(|uids| uids.iter().find(|uid| uid["uid"] == 0))
+        .unwrap_or_else(|| panic!("no uid 0: {text}"));
+    assert_eq!(
+        (&root["buffers"], &root["bytes"]),
+        (&1.into(), &(5 * MIB).into())
+    );
+    assert_eq!(root["kernel_account"], true);
+    assert!(root["quota_bytes"]
+        .as_i64()
+        .is_some_and(|quota| quota >= 5 * MIB));
+    let buffers = report["buffers"].as_array().expect("buffers");
+    assert_eq!(buffers.len(), 1, "{text}");
+    assert_eq!(buffers[0]["session"], mine["session"]);
+    assert_eq!(buffers[0]["id"], made.info.id);
+    assert_eq!(buffers[0]["name"], made.info.name.as_str());
+    assert_eq!(buffers[0]["usage"], "camera_frame");
+    assert_eq!(buffers[0]["debug_name"], "weights \"v2\"");
+
+    let usage = dump_with(&broker, &["--yaml"]);
+    assert!(usage.contains("usage: dump [--json]"), "{usage}");
 }
 
 #[test]

@@ -266,6 +266,17 @@ impl Broker {
     /// The broker's report of its heaps, clients and buffers, as `dumpsys` shows it; only
     /// root, system and shell may read it.
     pub fn dump(&self) -> Result<String> {
+        self.dump_with(&[])
+    }
+
+    /// The same report as [`Broker::dump`], as one JSON object with the fields
+    /// `loads_queued`, `loads_running`, `allocations_queued`, `allocations_running`, and the
+    /// lists `heaps`, `sessions`, `uids` and `buffers`.
+    pub fn dump_json(&self) -> Result<String> {
+        self.dump_with(&["--json"])
+    }
+
+    fn dump_with(&self, args: &[&str]) -> Result<String> {
         let service = self.current().service;
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|errno| Error::os("make a pipe for the dump", errno))?;
@@ -277,7 +288,7 @@ impl Broker {
                 .read_to_string(&mut text)
                 .map(|_| text)
         });
-        let sent = rsheap_binder::dump(&service.as_binder(), write);
+        let sent = rsheap_binder::dump(&service.as_binder(), write, args);
         let text = reader
             .join()
             .map_err(|_| Error::Unreachable("the dump reader failed".into()))?
