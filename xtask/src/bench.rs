@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: the benchmark workloads of `tests/bench` in one boot of the test
-//! guest, side by side on rsheap, the in-tree system heap, udmabuf and the raw limit.
+//! `cargo xtask bench`: the benchmark workloads of `tests/bench` in one boot of the benchmark
+//! kernel ([`kernel::X86_64_BENCH`]: the test kernel without its checkers), side by side on
+//! rsheap, the in-tree system heap, udmabuf and the raw limit.
 //!
 //! Prints medians and ratios, draws `docs/bench.png`, and rewrites the results section of
 //! README.md between its `bench:begin`/`bench:end` markers. With `--arm64` the workloads run
@@ -18,7 +19,7 @@ use serde::Deserialize;
 
 use crate::arm64::{self, Arm64};
 use crate::guest::{self, Echo};
-use crate::{kmod, setup, test};
+use crate::{kernel, kmod, setup, test};
 
 /// The variant every ratio is taken against.
 const BASELINE: &str = "system heap";
@@ -70,10 +71,10 @@ pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>, on_arm64: bool)
         let results = Results::parse(&std::fs::read_to_string(results)?)?;
         return results.report(&setup::workspace_root()?, runs, only.is_none());
     }
-    let env = setup::run()?;
     if on_arm64 {
-        return run_arm64(&env, runs, only);
+        return run_arm64(&setup::run()?, runs, only);
     }
+    let env = setup::run_for(&kernel::X86_64_BENCH)?;
     let (rsheap, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let (probe, _) = kmod::build(&env, &kmod::VMAP_PROBE)?;
     let bench = env.build_release("rsheap-bench", "rsheap-bench")?;
@@ -96,7 +97,7 @@ pub fn run(runs: usize, only: Option<&str>, from: Option<&Path>, on_arm64: bool)
         bench.display()
     );
     println!(
-        "\nbenchmarks: {runs} runs each, one boot of kernel {}",
+        "\nbenchmarks: {runs} runs each, one boot of the benchmark kernel {}",
         env.kernel.release
     );
     let run = guest::run(
@@ -263,7 +264,9 @@ impl Results {
 
     fn markdown(&self, runs: usize) -> String {
         let mut text = format!(
-            "Produced by `{COMMAND}` (one boot of the test kernel under QEMU/TCG, median of {runs} runs). \
+            "Produced by `{COMMAND}` (one boot of the benchmark kernel under QEMU/TCG, median of {runs} runs; \
+             the benchmark kernel is the test kernel's source configured without its checkers, \
+             Rust debug assertions or overflow checks: `tests/kernel/bench.config`). \
              Speed-up is the in-tree system heap's median time divided by the variant's; \
              \"of limit\" is the raw limit's time as a share of the variant's. \
              In the file workloads the system heap is filled by `read()` into its mapping, \

@@ -1,17 +1,18 @@
-//! `cargo xtask demo`: boots the test kernel, loads rsheap.ko, starts rsheapd, and shows the
-//! stack at work with the `rsheapctl` tool a user would: heaps, a model file loaded through the
-//! broker and straight from the heap, who holds what, the counters, and rsheap beside the
-//! in-tree `system` heap.
+//! `cargo xtask demo`: boots the benchmark kernel (configured as a device's, without the test
+//! kernel's checkers, so that its figures are a device's), loads rsheap.ko, starts rsheapd, and
+//! shows the stack at work with the `rsheapctl` tool a user would: heaps, a model file loaded
+//! through the broker and straight from the heap, who holds what, the counters, and rsheap
+//! beside the in-tree `system` heap.
 
 use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::guest::{self, Echo};
-use crate::{kmod, setup, test};
+use crate::{kernel, kmod, setup, test};
 
 pub fn run() -> Result<()> {
-    let env = setup::run()?;
+    let env = setup::run_for(&kernel::X86_64_BENCH)?;
     let (module, _) = kmod::build(&env, &kmod::RSHEAP)?;
     let ctl = env.build_release("rsheapctl", "rsheapctl")?;
     let rsheapd = env.build_release("rsheap-broker", "rsheapd")?;

@@ -14,6 +14,7 @@
 //! config fragments, the patches, the compilers and bindgen, and [`RECIPE`]. A build that fails
 //! leaves no `done` marker, so the next run starts that key over.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,6 +70,20 @@ pub const X86_64: Flavour = Flavour {
     build: Build::Full,
     image: "arch/x86/boot/bzImage",
     minutes: 6,
+};
+
+/// The x86_64 benchmark kernel: the test kernel's source and patches, configured as a
+/// device's is for the paths the benchmarks time (no checkers, no Rust debug assertions or
+/// overflow checks). Only `cargo xtask bench` and the demo's benchmark boot it.
+pub const X86_64_BENCH: Flavour = Flavour {
+    name: "x86_64-bench",
+    arch: None,
+    fragments: &["rsheap.config", "x86_64.config", "bench.config"],
+    llvm: None,
+    user_cc: "gcc",
+    build: Build::Full,
+    image: "arch/x86/boot/bzImage",
+    minutes: 5,
 };
 
 /// The arm64 test kernel: 16 KiB pages, clang, kCFI, MODVERSIONS, no Rust.
@@ -248,23 +263,21 @@ impl Kernel {
             &dir.join("config.log"),
         )?;
         let config = std::fs::read_to_string(self.build.join(".config"))?;
-        let lost: Vec<&str> = wanted
-            .lines()
-            .filter(|line| {
-                if line.starts_with("CONFIG_") {
-                    return !config.lines().any(|have| have == *line);
-                }
+        let lost: Vec<String> = requested(&wanted)
+            .into_iter()
+            .filter(|(option, value)| match value {
+                Some(value) => !config
+                    .lines()
+                    .any(|have| have == format!("{option}={value}")),
                 // `# CONFIG_X is not set`: X must not be on.
-                let Some(option) = line
-                    .strip_prefix("# ")
-                    .and_then(|rest| rest.strip_suffix(" is not set"))
-                else {
-                    return false;
-                };
-                config.lines().any(|have| {
-                    have.strip_prefix(option)
+                None => config.lines().any(|have| {
+                    have.strip_prefix(option.as_str())
                         .is_some_and(|value| value.starts_with('='))
-                })
+                }),
+            })
+            .map(|(option, value)| match value {
+                Some(value) => format!("{option}={value}"),
+                None => format!("# {option} is not set"),
             })
             .collect();
         if !lost.is_empty() {
@@ -375,6 +388,24 @@ fn cache_key(flavour: &Flavour, inputs: &Path, bindgen: &Path) -> Result<String>
     Ok(key)
 }
 
+/// What configuration fragments ask for, option by option: a value, or `None` for
+/// `# CONFIG_X is not set`. A later fragment overrides an earlier one, as Kconfig reads them.
+fn requested(fragments: &str) -> BTreeMap<String, Option<String>> {
+    let mut options = BTreeMap::new();
+    for line in fragments.lines() {
+        if let Some((option, value)) = line.split_once('=').filter(|_| line.starts_with("CONFIG_"))
+        {
+            options.insert(option.to_owned(), Some(value.to_owned()));
+        } else if let Some(option) = line
+            .strip_prefix("# ")
+            .and_then(|rest| rest.strip_suffix(" is not set"))
+        {
+            options.insert(option.to_owned(), None);
+        }
+    }
+    options
+}
+
 /// Removes what is neither a flavour's folder nor in use: kernels cached in an older layout,
 /// each a few GB.
 fn prune_other_flavours(kernels: &Path) {
@@ -383,7 +414,7 @@ fn prune_other_flavours(kernels: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if ![X86_64.name, ARM64.name, ARM64_KMI.name]
+        if ![X86_64.name, X86_64_BENCH.name, ARM64.name, ARM64_KMI.name]
             .iter()
             .any(|flavour| name == *flavour)
         {
@@ -401,5 +432,57 @@ fn prune_other_keys(kernels: &Path, keep: &str) {
         if entry.file_name() != keep {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_fragment_overrides_an_earlier_one() {
+        let fragments = "# The test kernel.\nCONFIG_RUST=y\nCONFIG_RUST_OVERFLOW_CHECKS=y\n\
+                         # CONFIG_KASAN is not set\n\
+                         # The benchmark kernel.\n# CONFIG_RUST_OVERFLOW_CHECKS is not set\n\
+                         CONFIG_NR_CPUS=8\n";
+        let asked = requested(fragments);
+        assert_eq!(asked["CONFIG_RUST"].as_deref(), Some("y"));
+        assert_eq!(asked["CONFIG_RUST_OVERFLOW_CHECKS"], None);
+        assert_eq!(asked["CONFIG_KASAN"], None);
+        assert_eq!(asked["CONFIG_NR_CPUS"].as_deref(), Some("8"));
+        assert_eq!(asked.len(), 4);
+    }
+
+    #[test]
+    fn the_benchmark_kernel_drops_every_checker_the_tests_have() {
+        let inputs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/kernel");
+        let read = |flavour: &Flavour| {
+            let text: String = flavour
+                .fragments
+                .iter()
+                .map(|f| std::fs::read_to_string(inputs.join(f)).expect("fragment"))
+                .collect();
+            requested(&text)
+        };
+        let (test, bench) = (read(&X86_64), read(&X86_64_BENCH));
+        let checkers =
+            requested(&std::fs::read_to_string(inputs.join("debug.config")).expect("fragment"));
+        assert!(checkers.contains_key("CONFIG_PROVE_LOCKING"));
+        for option in checkers.keys() {
+            assert!(test.contains_key(option));
+            assert!(
+                !bench.contains_key(option),
+                "the benchmark kernel asks for {option}"
+            );
+        }
+        for option in [
+            "CONFIG_RUST_OVERFLOW_CHECKS",
+            "CONFIG_RUST_DEBUG_ASSERTIONS",
+        ] {
+            assert_eq!(test[option].as_deref(), Some("y"));
+            assert_eq!(bench[option], None, "{option}");
+        }
+        assert_eq!(bench["CONFIG_MEMCG"].as_deref(), Some("y"));
+        assert_eq!(bench["CONFIG_TRANSPARENT_HUGEPAGE"].as_deref(), Some("y"));
     }
 }

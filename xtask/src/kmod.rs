@@ -29,10 +29,11 @@ pub const VMAP_PROBE: Module = Module {
     name: "rsheap_vmap_probe",
 };
 
-/// Builds `module` against the x86_64 test kernel with the C compiler's W=1 and clippy on;
+/// Builds `module` against the setup's x86_64 kernel (the test kernel, or the benchmark
+/// kernel for `bench`) with the C compiler's W=1 and clippy on;
 /// returns the `.ko` and every compiler warning.
 pub fn build(env: &Env, module: &Module) -> Result<(PathBuf, Vec<String>)> {
-    build_against(env, &env.kernel, crate::kernel::X86_64.name, module)
+    build_against(env, &env.kernel, env.flavour, module)
 }
 
 /// Builds `module` against `kernel` of flavour `flavour`, as [`build`] does.

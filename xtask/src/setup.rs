@@ -76,8 +76,10 @@ pub struct Env {
     pub root: PathBuf,
     /// The cache outside the checkout: tools, kernels, initramfs.
     pub cache: PathBuf,
-    /// The built test kernel.
+    /// The built x86_64 kernel: the test kernel, or the benchmark kernel for `bench`.
     pub kernel: Kernel,
+    /// Its flavour's name, which names the folders modules are built in for it.
+    pub flavour: &'static str,
     /// The folder holding rsbinder's `rsb_hub` (the service manager) and `rsb_service`.
     pub binder_tools: PathBuf,
     /// The bindgen the kernels' Rust is built with.
@@ -103,8 +105,13 @@ impl Env {
     }
 }
 
-/// Runs every setup step and returns where things are.
+/// Runs every setup step, the x86_64 test kernel included, and returns where things are.
 pub fn run() -> Result<Env> {
+    run_for(&kernel::X86_64)
+}
+
+/// Runs every setup step with the x86_64 kernel of `flavour`.
+pub fn run_for(flavour: &kernel::Flavour) -> Result<Env> {
     let root = workspace_root()?;
     let cache = cache_dir()?;
     println!("setup: cache in {}", cache.display());
@@ -114,11 +121,12 @@ pub fn run() -> Result<Env> {
         .parent()
         .context("a tool has a folder")?
         .to_path_buf();
-    let kernel = Kernel::ensure(&kernel::X86_64, &root, &cache, &bindgen)?;
+    let kernel = Kernel::ensure(flavour, &root, &cache, &bindgen)?;
     Ok(Env {
         root,
         cache,
         kernel,
+        flavour: flavour.name,
         binder_tools,
         bindgen,
     })
