@@ -7,10 +7,12 @@
 //! takes medians and ratios. Output: one JSON object per line.
 //!
 //! The file workloads ([`file_load`]) compare the ways of filling dma-bufs from a file instead,
-//! and the [`broker`] workloads what going through rsheapd costs against doing it directly.
+//! the [`lifecycle`] workloads a buffer's whole life on rsheap and the system heap, and the
+//! [`broker`] workloads what going through rsheapd costs against doing it directly.
 
 mod broker;
 mod file_load;
+mod lifecycle;
 mod udmabuf;
 
 use std::ffi::c_void;
@@ -269,6 +271,7 @@ fn main() -> Result<()> {
             }
         }
     }
+    lifecycle::workloads(&args, &heaps, &mut report)?;
     file_workloads(&args, &mut report)?;
     broker::workloads(&args, &mut report)?;
     Ok(())
@@ -411,10 +414,11 @@ fn anonymous_write_verify(len: usize) -> Result<Duration> {
 }
 
 fn touch_and_verify(bytes: &mut [u8], len: usize) -> Result<()> {
-    for (i, page) in bytes.chunks_mut(4096).enumerate() {
+    let page_size = rsheap::page_size();
+    for (i, page) in bytes.chunks_mut(page_size).enumerate() {
         page[..8].copy_from_slice(&(i as u64).to_ne_bytes());
     }
-    for (i, page) in bytes.chunks(4096).enumerate() {
+    for (i, page) in bytes.chunks(page_size).enumerate() {
         anyhow::ensure!(
             page[..8] == (i as u64).to_ne_bytes(),
             "page {i} of {len} bytes lost its value"

@@ -1,0 +1,297 @@
+//! A buffer's whole life, part by part, on rsheap and the in-tree system heap: what a camera
+//! or NPU pipeline pays per buffer, not only what allocating costs.
+//!
+//! - **tight alloc+free**: allocate and close at once, in a loop with no pause, on 1 and on 4
+//!   threads, so that rsheap's pool worker gets no idle time to zero freed chunks in;
+//! - **close**: the closing of the last reference to a buffer that was mapped and written,
+//!   which must not make the caller pay for zeroing;
+//! - **whole life**: allocate, mmap, touch every page, unmap, close;
+//! - **first touch**: writing every page of a fresh mapping of a fresh buffer;
+//! - **allocation latency**: p50, p99 and max of single allocations while 4 threads allocate
+//!   and free concurrently, the stalls that delay a camera's open;
+//! - **libdmabufheap's workload**: Android's heap benchmark allocates 4 KiB, 1, 8 and 32 MiB
+//!   buffers 5000 times each; here [`LIBDMABUFHEAP_SCALE`] times fewer, under the emulator.
+//!
+//! rsheap runs with its pool as the loop leaves it: these workloads measure the steady state
+//! of a pipeline that allocates again and again.
+
+use std::os::fd::OwnedFd;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::mman::munmap;
+use rsheap::Heap;
+use rsheap_suites::wait_for_pool_worker;
+
+use crate::{map_shared, Args, Heaps, Report, MIB};
+
+/// How many times fewer iterations libdmabufheap's workload makes here than its 5000.
+const LIBDMABUFHEAP_SCALE: usize = 50;
+
+/// A workload timed over `ops` buffers of `len` bytes from a heap.
+type Workload = fn(&Heap, usize, usize) -> Result<Duration>;
+
+/// Threads of the concurrent workloads.
+const THREADS: usize = 4;
+
+/// The two heaps every workload here compares.
+#[derive(Clone, Copy)]
+enum Variant {
+    Rsheap,
+    System,
+}
+
+impl Variant {
+    const ALL: [Variant; 2] = [Variant::Rsheap, Variant::System];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rsheap => "rsheap",
+            Self::System => "system heap",
+        }
+    }
+
+    fn heap(self, heaps: &Heaps) -> &Heap {
+        match self {
+            Self::Rsheap => &heaps.rsheap,
+            Self::System => &heaps.system,
+        }
+    }
+}
+
+/// The sizes the workloads run at: a page, 64 KiB, 1, 8, 32 and 256 MiB.
+fn sizes() -> [usize; 6] {
+    [
+        rsheap::page_size(),
+        64 << 10,
+        MIB,
+        8 * MIB,
+        32 * MIB,
+        256 * MIB,
+    ]
+}
+
+fn size_name(len: usize) -> String {
+    if len >= MIB {
+        format!("{} MiB", len / MIB)
+    } else {
+        format!("{} KiB", len >> 10)
+    }
+}
+
+/// Operations per timed run at `len`: enough that one run lasts well beyond the clock's
+/// resolution, few enough for the emulator.
+fn iterations(len: usize) -> usize {
+    (256 * MIB / len).clamp(4, 256)
+}
+
+pub fn workloads(
+    args: &Args,
+    heaps: &Heaps,
+    report: &mut Report<impl std::io::Write>,
+) -> Result<()> {
+    for len in sizes() {
+        let size = size_name(len);
+        let ops = iterations(len);
+        let per_buffer: [(String, Workload); 4] = [
+            (
+                format!("tight alloc+free {size}, 1 thread"),
+                alloc_free_loop,
+            ),
+            (format!("close {size}"), close_after_use),
+            (format!("whole life {size}"), whole_lives),
+            (format!("first touch {size}"), first_touches),
+        ];
+        for (name, run) in per_buffer {
+            if args.wants(&name) {
+                for variant in Variant::ALL {
+                    let heap = variant.heap(heaps);
+                    let samples = timed_runs(args.runs, || run(heap, len, ops))?;
+                    report.rate(&name, variant.name(), samples, ops as u64)?;
+                }
+            }
+        }
+        let tight = format!("tight alloc+free {size}, {THREADS} threads");
+        if args.wants(&tight) {
+            for variant in Variant::ALL {
+                let heap = variant.heap(heaps);
+                let samples = timed_runs(args.runs, || {
+                    on_threads(|| alloc_free_loop(heap, len, ops).map(drop))
+                })?;
+                report.rate(&tight, variant.name(), samples, (ops * THREADS) as u64)?;
+            }
+        }
+    }
+    for len in [MIB, 8 * MIB] {
+        let name = format!("allocation latency {}, {THREADS} threads", size_name(len));
+        if !args.wants(&name) {
+            continue;
+        }
+        for variant in Variant::ALL {
+            let heap = variant.heap(heaps);
+            let mut quantiles = [const { Vec::new() }; 3];
+            for _ in 0..args.runs {
+                for (samples, value) in quantiles.iter_mut().zip(concurrent_latencies(heap, len)?) {
+                    samples.push(value);
+                }
+            }
+            for (quantile, samples) in ["p50", "p99", "max"].iter().zip(quantiles) {
+                report.times(&format!("{name}: {quantile}"), variant.name(), samples)?;
+            }
+        }
+    }
+    let name = format!("libdmabufheap's workload, 1/{LIBDMABUFHEAP_SCALE} of its iterations");
+    if args.wants(&name) {
+        let sizes = [4 << 10, MIB, 8 * MIB, 32 * MIB];
+        let each = 5000 / LIBDMABUFHEAP_SCALE;
+        for variant in Variant::ALL {
+            let heap = variant.heap(heaps);
+            let samples = timed_runs(args.runs, || {
+                let mut took = Duration::ZERO;
+                for len in sizes {
+                    took += alloc_free_loop(heap, len, each)?;
+                }
+                Ok(took)
+            })?;
+            report.rate(&name, variant.name(), samples, (each * sizes.len()) as u64)?;
+        }
+    }
+    Ok(())
+}
+
+/// `runs` timed runs of `run`, each after the pool worker has caught up with the last.
+fn timed_runs(runs: usize, mut run: impl FnMut() -> Result<Duration>) -> Result<Vec<Duration>> {
+    (0..runs)
+        .map(|_| {
+            wait_for_pool_worker();
+            run()
+        })
+        .collect()
+}
+
+/// Runs `work` on [`THREADS`] threads started together; the time until the last finishes.
+fn on_threads(work: impl Fn() -> Result<()> + Sync) -> Result<Duration> {
+    let start_line = Barrier::new(THREADS + 1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    start_line.wait();
+                    work()
+                })
+            })
+            .collect();
+        start_line.wait();
+        let start = Instant::now();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+        }
+        Ok(start.elapsed())
+    })
+}
+
+/// Allocates and closes a buffer of `len` bytes `ops` times, with no pause.
+fn alloc_free_loop(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
+    let start = Instant::now();
+    for _ in 0..ops {
+        drop(heap.allocate(len)?);
+    }
+    Ok(start.elapsed())
+}
+
+/// Writes one word in every page of `len` bytes at `ptr`.
+///
+/// # Safety
+///
+/// `ptr` must map `len` writable bytes that nothing else uses.
+unsafe fn touch_pages(ptr: std::ptr::NonNull<std::ffi::c_void>, len: usize) {
+    let page = rsheap::page_size();
+    let base = ptr.as_ptr().cast::<u64>();
+    for offset in (0..len).step_by(page) {
+        // SAFETY: `offset` is inside the `len` bytes the caller vouches for, and page-aligned.
+        unsafe { base.byte_add(offset).write_volatile(offset as u64) };
+    }
+}
+
+/// Maps `fd`, writes every page, unmaps.
+fn map_touch_unmap(fd: &OwnedFd, len: usize) -> Result<()> {
+    use std::os::fd::AsFd;
+    let ptr = map_shared(fd.as_fd(), len)?;
+    // SAFETY: `ptr` maps `len` writable bytes of a buffer this benchmark alone uses.
+    unsafe { touch_pages(ptr, len) };
+    // SAFETY: `ptr` maps `len` bytes, no longer used.
+    unsafe { munmap(ptr, len) }.context("munmap")
+}
+
+/// The time `close()` of the last reference takes, summed over `ops` buffers that were
+/// mapped and written first.
+fn close_after_use(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
+    let mut took = Duration::ZERO;
+    for _ in 0..ops {
+        let fd = heap.allocate(len)?.into_fd();
+        map_touch_unmap(&fd, len)?;
+        let start = Instant::now();
+        drop(fd);
+        took += start.elapsed();
+    }
+    Ok(took)
+}
+
+/// `ops` whole lives: allocate, mmap, touch every page, unmap, close.
+fn whole_lives(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
+    let start = Instant::now();
+    for _ in 0..ops {
+        let fd = heap.allocate(len)?.into_fd();
+        map_touch_unmap(&fd, len)?;
+        drop(fd);
+    }
+    Ok(start.elapsed())
+}
+
+/// The time writing every page of a fresh mapping of a fresh buffer takes, summed over `ops`
+/// buffers.
+fn first_touches(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
+    use std::os::fd::AsFd;
+    let mut took = Duration::ZERO;
+    for _ in 0..ops {
+        let fd = heap.allocate(len)?.into_fd();
+        let ptr = map_shared(fd.as_fd(), len)?;
+        let start = Instant::now();
+        // SAFETY: `ptr` maps `len` writable bytes of a buffer this benchmark alone uses.
+        unsafe { touch_pages(ptr, len) };
+        took += start.elapsed();
+        // SAFETY: `ptr` maps `len` bytes, no longer used.
+        unsafe { munmap(ptr, len) }.context("munmap")?;
+    }
+    Ok(took)
+}
+
+/// p50, p99 and max of the allocations [`THREADS`] threads make, each allocating and freeing
+/// buffers of `len` bytes in a loop.
+fn concurrent_latencies(heap: &Heap, len: usize) -> Result<[Duration; 3]> {
+    let per_thread = iterations(len).max(64);
+    let latencies = std::sync::Mutex::new(Vec::with_capacity(per_thread * THREADS));
+    on_threads(|| {
+        let mut mine = Vec::with_capacity(per_thread);
+        for _ in 0..per_thread {
+            let start = Instant::now();
+            let buffer = heap.allocate(len)?;
+            mine.push(start.elapsed());
+            drop(buffer);
+        }
+        latencies
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?
+            .extend(mine);
+        Ok(())
+    })?;
+    let mut latencies = latencies
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+    latencies.sort_unstable();
+    let at = |quantile: f64| latencies[((latencies.len() - 1) as f64 * quantile) as usize];
+    Ok([at(0.5), at(0.99), at(1.0)])
+}
