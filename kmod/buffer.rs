@@ -296,9 +296,9 @@ impl Buffer {
     /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing.
     pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
         let this: *const Self = self;
-        // SAFETY: The caller guarantees `vma` is being set up under the mmap lock. The VMA
-        // holds its file, the buffer's dma-buf or a read-only export that holds that, so the
-        // buffer the fault handler finds through `this` outlives the VMA.
+        // The VMA holds its file: the buffer's dma-buf, or a read-only export that holds it.
+        // SAFETY: The caller guarantees `vma` is being set up under the mmap lock, and the
+        // buffer the fault handler finds through `this` outlives the VMA (above).
         let ret = unsafe { shim::rsheap_vma_setup(vma, this.cast(), self.uncached()) };
         to_result(ret)
     }
