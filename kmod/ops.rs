@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Entry points the C shim's `dma_heap_ops`, `dma_buf_ops` (of buffers and of read-only
-//! exports), shrinker, work item, debugfs file and control device call.
+//! exports), shrinker, zeroing thread, debugfs file and control device call.
 //!
 //! Each rebuilds the typed object from the opaque pointer it was handed, calls one method on
 //! it, and turns the result into the errno convention of the op.
@@ -323,11 +323,11 @@ unsafe extern "C" fn rsheap_pools_scan(pools: *mut c_void, nr_to_scan: usize) ->
     unsafe { Arc::<Pools>::borrow(pools.cast()) }.shrink_scan(nr_to_scan)
 }
 
-/// The pools' work item: zeroes and pools freed chunks.
+/// A pass of the pools' worker: zeroes and pools freed chunks.
 ///
 /// # Safety
 ///
-/// `pools` must be the pools that own the work item, which wait for this run before they go.
+/// `pools` must be the pools that own the worker, which wait for this pass before they go.
 #[no_mangle]
 unsafe extern "C" fn rsheap_pools_zero_pending(pools: *mut c_void) {
     // SAFETY: The caller guarantees the pools outlive this call.

@@ -3,8 +3,9 @@
 //! Page pools: freed chunks, zeroed off the allocating thread, kept per order for reuse.
 //!
 //! A buffer's release hands its chunks to [`Pools::defer_free`], which files them as dirty in
-//! the pool of their order; a worker on the unbound workqueue zeroes dirty chunks and files
-//! them as clean, so a later allocation takes pages that are already zeroed. An allocation
+//! the pool of their order; a kthread at nice 19 zeroes dirty chunks and files them as clean,
+//! so a later allocation takes pages that are already zeroed. The worker yields to every other
+//! thread, so the thread whose `close()` freed the chunks never waits for their zeroing. An allocation
 //! that finds no clean chunk of an order takes a dirty one and zeroes it itself, so no page is
 //! zeroed twice (once by the worker, once by the page allocator). A pool never hands out
 //! stale data: a dirty chunk is zeroed before it leaves.
@@ -33,7 +34,7 @@ use crate::kernel::page::PAGE_SHIFT;
 use crate::kernel::prelude::*;
 use crate::kernel::sync::{Arc, LockClass, SpinLock};
 use crate::pages::{Chunk, ORDERS};
-use crate::shim::{self, PoolWork};
+use crate::shim::{self, PoolWorker};
 
 /// The chunks of one pool.
 struct PoolInner {
@@ -94,9 +95,9 @@ pub(crate) struct PoolStats {
 /// for a chunk on its way onto one, and never exceeds `limit_pages`; `dirty_pages` counts the
 /// dirty ones among them. Every pooled page is counted as reclaimable kernel memory.
 pub(crate) struct Pools {
-    /// Runs [`Pools::zero_pending`]. Declared first, so that it is dropped, and a queued run
-    /// waited for, before anything the run uses.
-    work: PoolWork,
+    /// Runs [`Pools::zero_pending`]. Declared first, so that it is stopped, and a pass under
+    /// way waited for, before anything the pass uses goes.
+    worker: PoolWorker,
     pools: [PagePool; ORDERS.len()],
     limit_pages: usize,
     pool_pages: AtomicUsize,
@@ -121,7 +122,7 @@ impl Pools {
         ];
         Arc::new(
             Self {
-                work: PoolWork::new()?,
+                worker: PoolWorker::start()?,
                 pools,
                 limit_pages,
                 pool_pages: AtomicUsize::new(0),
@@ -186,13 +187,13 @@ impl Pools {
             queued = true;
         }
         if queued {
-            // Already queued is fine: the queued run will see these chunks too.
-            // SAFETY: These are the pools that own the work item.
-            unsafe { self.work.queue(ptr::from_ref(self).cast()) };
+            // A wake already pending is fine: its pass will see these chunks too.
+            // SAFETY: These are the pools that own the worker.
+            unsafe { self.worker.wake(ptr::from_ref(self).cast()) };
         }
     }
 
-    /// Zeroes dirty chunks and files them clean, until none is left. Run by the work item.
+    /// Zeroes dirty chunks and files them clean, until none is left. Run by the worker.
     pub(crate) fn zero_pending(&self) {
         for pool in &self.pools {
             loop {

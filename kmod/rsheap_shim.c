@@ -5,9 +5,9 @@
  * Rust cannot build the kernel's ops tables against its C headers, nor call
  * static inlines and macros.  This file holds exactly those pieces: the ops
  * tables (whose callbacks unpack the core's structs and call one Rust function
- * each), the dma-buf exports, the control device's ioctl ABI, the pools' work
- * item, the pools' page lists, one-line forwarders for static inlines and
- * macros, and the namespace imports.  All policy lives in Rust.
+ * each), the dma-buf exports, the control device's ioctl ABI, the pools'
+ * zeroing thread, the pools' page lists, one-line forwarders for static
+ * inlines and macros, and the namespace imports.  All policy lives in Rust.
  */
 
 #include <linux/blkdev.h>
@@ -22,6 +22,7 @@
 #include <linux/highmem.h>
 #include <linux/huge_mm.h>
 #include <linux/iosys-map.h>
+#include <linux/kthread.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -37,7 +38,7 @@
 #include <linux/version.h>
 #include <linux/vmalloc.h>
 #include <linux/vmstat.h>
-#include <linux/workqueue.h>
+#include <linux/wait.h>
 
 #include <uapi/linux/rsheap.h>
 
@@ -594,45 +595,71 @@ struct shrinker *rsheap_shrinker_register(void *pools)
 }
 
 /*
- * The work item that zeroes freed chunks on the unbound workqueue.  Queueing
- * records the pools to work on; they are always the same ones, which own the
- * work item and free it (waiting for a run) before they go.
+ * The kthread that zeroes freed chunks.  It is a thread of its own, not a work
+ * item, so that it can run at nice 19: zeroing must never preempt the thread
+ * whose close() freed the chunks, nor any other work of the CPU, and a
+ * workqueue's workers run at nice 0.  The Android common kernel's deferred
+ * free thread runs at nice 19 for the same reason.
+ *
+ * Waking records the pools to work on; they are always the same ones, which
+ * own the worker and stop it (waiting for a pass) before they go.  The thread
+ * sleeps in TASK_IDLE, so an idle worker neither counts as load nor trips the
+ * hung-task detector.  Bit 0 of pending is set by a wake and cleared by the
+ * thread before a pass, so chunks filed during a pass get another one.
  */
-
-struct rsheap_pool_work {
-	struct work_struct work;
+struct rsheap_pool_worker {
+	struct task_struct *task;
+	wait_queue_head_t wait;
+	unsigned long pending;
 	void *pools;
 };
 
-static void op_pool_work(struct work_struct *work)
+static int pool_worker_fn(void *data)
 {
-	struct rsheap_pool_work *pool_work =
-		container_of(work, struct rsheap_pool_work, work);
+	struct rsheap_pool_worker *worker = data;
 
-	rsheap_pools_zero_pending(READ_ONCE(pool_work->pools));
+	while (!kthread_should_stop()) {
+		wait_event_idle(worker->wait, test_bit(0, &worker->pending) ||
+					      kthread_should_stop());
+		if (test_and_clear_bit(0, &worker->pending))
+			rsheap_pools_zero_pending(READ_ONCE(worker->pools));
+	}
+	return 0;
 }
 
-struct rsheap_pool_work *rsheap_pool_work_new(void)
+int rsheap_pool_worker_start(struct rsheap_pool_worker **out)
 {
-	struct rsheap_pool_work *pool_work = kzalloc(sizeof(*pool_work),
-						     GFP_KERNEL);
+	struct rsheap_pool_worker *worker = kzalloc(sizeof(*worker),
+						    GFP_KERNEL);
+	struct task_struct *task;
 
-	if (pool_work)
-		INIT_WORK(&pool_work->work, op_pool_work);
-	return pool_work;
+	if (!worker)
+		return -ENOMEM;
+	init_waitqueue_head(&worker->wait);
+	task = kthread_run(pool_worker_fn, worker, "rsheap-pool");
+	if (IS_ERR(task)) {
+		kfree(worker);
+		return PTR_ERR(task);
+	}
+	sched_set_normal(task, 19);
+	worker->task = task;
+	*out = worker;
+	return 0;
 }
 
-bool rsheap_pool_work_queue(struct rsheap_pool_work *pool_work,
-			    const void *pools)
+void rsheap_pool_worker_wake(struct rsheap_pool_worker *worker,
+			     const void *pools)
 {
-	WRITE_ONCE(pool_work->pools, (void *)pools);
-	return queue_work(system_unbound_wq, &pool_work->work);
+	WRITE_ONCE(worker->pools, (void *)pools);
+	/* Ordered: the pools pointer and the chunks filed before this. */
+	if (!test_and_set_bit(0, &worker->pending))
+		wake_up(&worker->wait);
 }
 
-void rsheap_pool_work_free(struct rsheap_pool_work *pool_work)
+void rsheap_pool_worker_stop(struct rsheap_pool_worker *worker)
 {
-	cancel_work_sync(&pool_work->work);
-	kfree(pool_work);
+	kthread_stop(worker->task);
+	kfree(worker);
 }
 
 /*

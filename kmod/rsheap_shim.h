@@ -123,11 +123,11 @@ ssize_t rsheap_file_rw(struct file *file, bool write, bool direct, u64 pos,
 		       size_t count);
 int rsheap_ctl_register(void);
 void rsheap_ctl_deregister(void);
-struct rsheap_pool_work;
-struct rsheap_pool_work *rsheap_pool_work_new(void);
-bool rsheap_pool_work_queue(struct rsheap_pool_work *pool_work,
-			    const void *pools);
-void rsheap_pool_work_free(struct rsheap_pool_work *pool_work);
+struct rsheap_pool_worker;
+int rsheap_pool_worker_start(struct rsheap_pool_worker **out);
+void rsheap_pool_worker_wake(struct rsheap_pool_worker *worker,
+			     const void *pools);
+void rsheap_pool_worker_stop(struct rsheap_pool_worker *worker);
 
 /* Implemented in Rust (ops.rs), called from C. */
 struct dma_buf *rsheap_heap_allocate(void *heap, unsigned long len,

@@ -21,8 +21,8 @@ opaque_types! {
     VmFault;
     /// `struct shrinker`.
     Shrinker;
-    /// `struct rsheap_pool_work`: the work item that zeroes freed chunks.
-    RawPoolWork;
+    /// `struct rsheap_pool_worker`: the kthread that zeroes freed chunks.
+    RawPoolWorker;
 }
 
 /// The fault is outside the buffer.
@@ -137,9 +137,9 @@ extern "C" {
     ) -> isize;
     fn rsheap_ctl_register() -> c_int;
     fn rsheap_ctl_deregister();
-    fn rsheap_pool_work_new() -> *mut RawPoolWork;
-    fn rsheap_pool_work_queue(work: *mut RawPoolWork, pools: *const c_void) -> bool;
-    fn rsheap_pool_work_free(work: *mut RawPoolWork);
+    fn rsheap_pool_worker_start(out: *mut *mut RawPoolWorker) -> c_int;
+    fn rsheap_pool_worker_wake(worker: *mut RawPoolWorker, pools: *const c_void);
+    fn rsheap_pool_worker_stop(worker: *mut RawPoolWorker);
 }
 
 /// `rsheap_file_access()`: open for reading.
@@ -224,48 +224,51 @@ impl Drop for ControlDevice {
     }
 }
 
-/// The work item on the unbound workqueue that zeroes the pools' freed chunks: it calls
-/// `rsheap_pools_zero_pending` (`ops.rs`) with the pools it was queued for.
+/// The kthread, at nice 19, that zeroes the pools' freed chunks: each wake makes it call
+/// `rsheap_pools_zero_pending` (`ops.rs`) with the pools it was woken for.
 ///
 /// # Invariants
 ///
-/// `work` is a work item from `rsheap_pool_work_new`, owned by this value; dropping it waits
-/// for a queued or running run to finish.
-pub(crate) struct PoolWork {
-    work: NonNull<RawPoolWork>,
+/// `worker` is a running worker from `rsheap_pool_worker_start`, owned by this value; dropping
+/// it stops the thread, waiting for a pass under way to finish.
+pub(crate) struct PoolWorker {
+    worker: NonNull<RawPoolWorker>,
 }
 
-// SAFETY: The work item may be queued, and cancelled on drop, from any thread.
-unsafe impl Send for PoolWork {}
-// SAFETY: Queueing through a shared reference is what workqueues are for.
-unsafe impl Sync for PoolWork {}
+// SAFETY: The worker may be woken, and stopped on drop, from any thread.
+unsafe impl Send for PoolWorker {}
+// SAFETY: Waking through a shared reference is what the worker is for.
+unsafe impl Sync for PoolWorker {}
 
-impl PoolWork {
-    /// A work item, not yet queued.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: No preconditions; returns an initialised work item or null.
-        let work = NonNull::new(unsafe { rsheap_pool_work_new() }).ok_or(ENOMEM)?;
-        // INVARIANT: Just initialised.
-        Ok(Self { work })
+impl PoolWorker {
+    /// Starts a worker, asleep until woken.
+    pub(crate) fn start() -> Result<Self> {
+        let mut worker = core::ptr::null_mut();
+        // SAFETY: `worker` is valid for a write; on success it holds a running worker.
+        to_result(unsafe { rsheap_pool_worker_start(&mut worker) })?;
+        let worker = NonNull::new(worker).ok_or(ENOMEM)?;
+        // INVARIANT: Just started.
+        Ok(Self { worker })
     }
 
-    /// Queues a run for `pools` unless one is queued already.
+    /// Wakes the worker for a pass over `pools`, unless a wake is pending already. Never
+    /// sleeps.
     ///
     /// # Safety
     ///
-    /// `pools` must be the `Pools` that owns this work item, always the same one: the run
-    /// borrows them, which holds because dropping the work item waits for the run.
-    pub(crate) unsafe fn queue(&self, pools: *const c_void) {
-        // SAFETY: By the type invariants the work item is initialised; the caller guarantees
-        // `pools` outlives any run.
-        unsafe { rsheap_pool_work_queue(self.work.as_ptr(), pools) };
+    /// `pools` must be the `Pools` that own this worker, always the same one: a pass borrows
+    /// them, which holds because dropping the worker waits for the pass.
+    pub(crate) unsafe fn wake(&self, pools: *const c_void) {
+        // SAFETY: By the type invariants the worker is running; the caller guarantees `pools`
+        // outlives any pass.
+        unsafe { rsheap_pool_worker_wake(self.worker.as_ptr(), pools) };
     }
 }
 
-impl Drop for PoolWork {
+impl Drop for PoolWorker {
     fn drop(&mut self) {
-        // SAFETY: By the type invariants the work item is ours; the C side cancels or waits for
-        // a pending run before freeing it.
-        unsafe { rsheap_pool_work_free(self.work.as_ptr()) };
+        // SAFETY: By the type invariants the worker is ours and running; the C side stops the
+        // thread, after a pass under way, before freeing it.
+        unsafe { rsheap_pool_worker_stop(self.worker.as_ptr()) };
     }
 }

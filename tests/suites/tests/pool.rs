@@ -87,6 +87,43 @@ fn shrinker_drains_the_pool_and_pages_stay_zeroed() {
     assert_zeroed(&buffer, "pages after the shrinker ran");
 }
 
+/// The `/proc/<pid>/stat` fields after the command, from field 3 on, of the one kernel thread
+/// called `name`.
+fn kernel_thread_stat(name: &str) -> Vec<String> {
+    let mut found: Vec<Vec<String>> = std::fs::read_dir("/proc")
+        .expect("list /proc")
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (command, fields) = stat.rsplit_once(") ")?;
+            (command.split_once(" (")?.1 == name)
+                .then(|| fields.split_whitespace().map(String::from).collect())
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one {name} thread runs");
+    found.remove(0)
+}
+
+#[test]
+fn the_zeroing_thread_yields_to_every_other_thread() {
+    // Fields 3 on: state, ppid, ..., priority (18), nice (19).
+    let stat = kernel_thread_stat("rsheap-pool");
+    assert_eq!(
+        stat[1], "2",
+        "rsheap-pool is a kernel thread, a child of kthreadd"
+    );
+    assert_eq!(stat[16], "19", "rsheap-pool runs at nice 19");
+    assert_eq!(
+        stat[0], "I",
+        "an idle rsheap-pool sleeps without counting as load"
+    );
+    churn(&mixed());
+    assert_eq!(
+        rsheap_stat("pool pending bytes"),
+        0,
+        "the thread zeroed every freed chunk"
+    );
+}
+
 #[test]
 fn pool_stays_within_its_limit() {
     let limit = rsheap_stat("pool limit bytes");
