@@ -14,18 +14,18 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use plotters::prelude::*;
 use serde::Deserialize;
 
 use crate::arm64::{self, Arm64};
 use crate::guest::{self, Echo};
 use crate::{kernel, kmod, setup, test};
 
+mod plot;
+
 /// The variant every ratio is taken against.
 const BASELINE: &str = "system heap";
 /// What the results section names as the command that produced it.
 const COMMAND: &str = "cargo xtask bench";
-const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 #[derive(Deserialize)]
 struct Sample {
@@ -280,99 +280,6 @@ impl Results {
             );
         }
         text + "\n![rsheap benchmark: speed-up over the in-tree system heap](docs/bench.png)\n"
-    }
-
-    /// Draws the speed-up over the baseline of every variant, per workload, on a log scale.
-    fn plot(&self, path: &Path) -> Result<()> {
-        let font =
-            std::fs::read(FONT).with_context(|| format!("read {FONT} (fonts-dejavu-core)"))?;
-        let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-            .map_err(|_| anyhow::anyhow!("cannot load {FONT}"))?;
-        let bars: Vec<(String, String, f64)> = self
-            .workloads
-            .iter()
-            .flat_map(|workload| {
-                let variants = &workload.medians;
-                variants
-                    .keys()
-                    .filter(|v| v.as_str() != BASELINE)
-                    .filter_map(move |variant| {
-                        Some((
-                            workload.name.clone(),
-                            variant.clone(),
-                            Self::speedup(variants, variant, BASELINE)?,
-                        ))
-                    })
-            })
-            .collect();
-        let variants: Vec<String> = {
-            let mut v: Vec<String> = bars.iter().map(|(_, variant, _)| variant.clone()).collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let height = 120 + 26 * bars.len() as u32;
-        let root = BitMapBackend::new(path, (1200, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let (lo, hi) = bars.iter().fold((0.5f64, 2.0f64), |(lo, hi), (_, _, x)| {
-            (lo.min(*x), hi.max(*x))
-        });
-        let left = lo / 1.5;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "speed-up over the in-tree system heap (log scale; right of 1x is faster)",
-                ("sans-serif", 20),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(380)
-            .build_cartesian_2d(
-                (left..hi * 6.0).log_scale(),
-                (0..bars.len()).into_segmented(),
-            )?;
-        let labels: Vec<String> = bars.iter().map(|(w, v, _)| format!("{w} | {v}")).collect();
-        chart
-            .configure_mesh()
-            .y_labels(bars.len())
-            .y_label_formatter(&|value| match value {
-                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .x_label_formatter(&|x| format!("{x}x"))
-            .disable_y_mesh()
-            .draw()?;
-        for (i, (_, variant, x)) in bars.iter().enumerate() {
-            let color =
-                Palette99::pick(variants.iter().position(|v| v == variant).unwrap_or(0)).filled();
-            let bar = Rectangle::new(
-                [
-                    (left, SegmentValue::Exact(i)),
-                    (*x, SegmentValue::Exact(i + 1)),
-                ],
-                color,
-            );
-            chart.draw_series(std::iter::once(bar))?;
-            let label = Text::new(
-                format!(" {x:.2}x"),
-                (*x, SegmentValue::CenterOf(i)),
-                ("sans-serif", 13).into_font(),
-            );
-            chart.draw_series(std::iter::once(label))?;
-        }
-        let one = [
-            (1.0, SegmentValue::Exact(0)),
-            (1.0, SegmentValue::Exact(bars.len())),
-        ];
-        chart.draw_series(std::iter::once(PathElement::new(
-            one,
-            BLACK.stroke_width(2),
-        )))?;
-        root.present()?;
-        Ok(())
     }
 }
 

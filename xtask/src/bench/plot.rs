@@ -1,0 +1,291 @@
+//! The benchmark plot: one panel per workload family (a workload's name without its size),
+//! the sizes along the bottom, a bar per variant at each size giving its speed-up over the
+//! baseline on a log scale, and the 1x line, where a variant is as fast as the baseline.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{Results, BASELINE};
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+/// Panels per row.
+const COLUMNS: usize = 3;
+const PANEL: (u32, u32) = (640, 380);
+const TITLE_HEIGHT: u32 = 44;
+const LEGEND_ROW: u32 = 24;
+
+/// Workloads of one family: the speed-up of each variant at each size.
+#[derive(Debug, PartialEq)]
+struct Family {
+    name: String,
+    /// Sizes in the order the workloads ran; `""` for a workload without one.
+    sizes: Vec<String>,
+    /// Variants other than the baseline, in the order they first appear.
+    variants: Vec<String>,
+    /// (size index, variant index, speed-up).
+    bars: Vec<(usize, usize, f64)>,
+}
+
+/// Splits a workload's name into its family and its size: `"close 8 MiB"` into `"close"` and
+/// `"8 MiB"`, `"alloc+free 1 x 32 MiB"` into `"alloc+free"` and `"1 x 32 MiB"`, and
+/// `"tight alloc+free 1 MiB, 4 threads"` into `"tight alloc+free, 4 threads"` and `"1 MiB"`. A
+/// name without a size is its own family.
+fn family_and_size(workload: &str) -> (String, String) {
+    let words: Vec<&str> = workload.split(' ').collect();
+    let is_number = |word: &str| !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit());
+    let is_unit = |word: &str| matches!(word.trim_end_matches([',', ':']), "KiB" | "MiB" | "GiB");
+    let Some(at) =
+        (0..words.len().saturating_sub(1)).find(|&i| is_number(words[i]) && is_unit(words[i + 1]))
+    else {
+        return (workload.to_owned(), String::new());
+    };
+    let start = if at >= 2 && words[at - 1] == "x" && is_number(words[at - 2]) {
+        at - 2
+    } else {
+        at
+    };
+    let unit_word = words[at + 1];
+    let unit = unit_word.trim_end_matches([',', ':']);
+    let size = format!("{} {unit}", words[start..=at].join(" "));
+    // What followed the unit (a comma, a colon) stays with the words before the size.
+    let punctuation = &unit_word[unit.len()..];
+    let family = format!(
+        "{}{punctuation} {}",
+        words[..start].join(" "),
+        words[at + 2..].join(" ")
+    );
+    (family.trim().to_owned(), size)
+}
+
+impl Results {
+    /// The workloads grouped into families, in the order each family first ran; workloads
+    /// without the baseline have no speed-up and are left out.
+    fn families(&self) -> Vec<Family> {
+        let mut families: Vec<Family> = Vec::new();
+        for workload in &self.workloads {
+            let Some(baseline) = workload.medians.get(BASELINE) else {
+                continue;
+            };
+            let (name, size) = family_and_size(&workload.name);
+            let index = match families.iter().position(|family| family.name == name) {
+                Some(index) => index,
+                None => {
+                    families.push(Family {
+                        name,
+                        sizes: Vec::new(),
+                        variants: Vec::new(),
+                        bars: Vec::new(),
+                    });
+                    families.len() - 1
+                }
+            };
+            let family = &mut families[index];
+            let size = match family.sizes.iter().position(|s| *s == size) {
+                Some(at) => at,
+                None => {
+                    family.sizes.push(size);
+                    family.sizes.len() - 1
+                }
+            };
+            for (variant, ms) in &workload.medians {
+                if variant == BASELINE {
+                    continue;
+                }
+                let at = match family.variants.iter().position(|v| v == variant) {
+                    Some(at) => at,
+                    None => {
+                        family.variants.push(variant.clone());
+                        family.variants.len() - 1
+                    }
+                };
+                family.bars.push((size, at, baseline / ms));
+            }
+        }
+        families.retain(|family| !family.bars.is_empty());
+        families
+    }
+
+    /// Draws every family's panel into a PNG at `path`.
+    pub(super) fn plot(&self, path: &Path) -> Result<()> {
+        let font =
+            std::fs::read(FONT).with_context(|| format!("read {FONT} (fonts-dejavu-core)"))?;
+        let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+            .map_err(|_| anyhow::anyhow!("cannot load {FONT}"))?;
+        let families = self.families();
+        // One colour per variant across all panels.
+        let mut variants: Vec<&str> = Vec::new();
+        for family in &families {
+            for variant in &family.variants {
+                if !variants.contains(&variant.as_str()) {
+                    variants.push(variant);
+                }
+            }
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let rows = families.len().div_ceil(COLUMNS).max(1);
+        let width = PANEL.0 * COLUMNS as u32;
+        let legend = legend_layout(&variants, width);
+        let legend_height =
+            LEGEND_ROW * (legend.iter().map(|&(_, row, _)| row).max().unwrap_or(0) + 1);
+        let size = (width, TITLE_HEIGHT + legend_height + PANEL.1 * rows as u32);
+        let root = BitMapBackend::new(path, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (title, rest) = root.split_vertically(TITLE_HEIGHT);
+        let (key, panels) = rest.split_vertically(legend_height);
+        title.titled(
+            &format!(
+                "speed-up over the in-tree {BASELINE} (log scale; the black line is 1x, above it is faster)"
+            ),
+            ("sans-serif", 24),
+        )?;
+        let colour = |variant: &str| {
+            Palette99::pick(variants.iter().position(|v| *v == variant).unwrap_or(0))
+        };
+        for (variant, &(x, row, _)) in variants.iter().zip(&legend) {
+            let y = (row * LEGEND_ROW) as i32 + 4;
+            key.draw(&Rectangle::new(
+                [(x, y), (x + 16, y + 14)],
+                colour(variant).filled(),
+            ))?;
+            key.draw(&Text::new(*variant, (x + 22, y), ("sans-serif", 15)))?;
+        }
+        for (family, area) in families.iter().zip(panels.split_evenly((rows, COLUMNS))) {
+            draw_panel(&area, family, &colour)?;
+        }
+        root.present()?;
+        Ok(())
+    }
+}
+
+/// Where each variant's legend entry goes: (x, row, width), wrapping at `width`.
+fn legend_layout(variants: &[&str], width: u32) -> Vec<(i32, u32, i32)> {
+    // DejaVu Sans at 15 px averages under 9 px a character.
+    let mut x = 20;
+    let mut row = 0;
+    variants
+        .iter()
+        .map(|variant| {
+            let entry = 22 + 9 * variant.chars().count() as i32 + 28;
+            if x + entry > width as i32 && x > 20 {
+                x = 20;
+                row += 1;
+            }
+            let at = (x, row, entry);
+            x += entry;
+            at
+        })
+        .collect()
+}
+
+/// One family's panel: per size, a bar per variant, with its value, and the 1x line.
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    family: &Family,
+    colour: &impl Fn(&str) -> PaletteColor<Palette99>,
+) -> Result<()> {
+    let (lo, hi) = family
+        .bars
+        .iter()
+        .fold((1.0f64, 1.0f64), |(lo, hi), &(_, _, x)| {
+            (lo.min(x), hi.max(x))
+        });
+    // Room below the lowest bar, and above the highest for its label.
+    let (bottom, top) = (lo / 2.0, hi * 2.0);
+    // Each size takes one slot per variant and one for the gap before the next size.
+    let per_size = family.variants.len() + 1;
+    let slots = family.sizes.len() * per_size - 1;
+    // A segmented range includes its end: this one's segments are the slots (at least two,
+    // so that a lone bar keeps its width).
+    let last = (slots - 1).max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&family.name, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(28)
+        .y_label_area_size(56)
+        .build_cartesian_2d((0..last).into_segmented(), (bottom..top).log_scale())?;
+    let sizes = &family.sizes;
+    let middle = (per_size - 1) / 2;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(slots)
+        .x_label_formatter(&|slot| match slot {
+            SegmentValue::CenterOf(slot) if slot % per_size == middle => {
+                sizes.get(slot / per_size).cloned().unwrap_or_default()
+            }
+            _ => String::new(),
+        })
+        .y_label_formatter(&|x| format!("{x}x"))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (at, variant) in family.variants.iter().enumerate() {
+        let fill = colour(variant).filled();
+        let bars: Vec<_> = family
+            .bars
+            .iter()
+            .filter(|&&(_, v, _)| v == at)
+            .map(|&(size, _, x)| (size * per_size + at, x))
+            .collect();
+        chart.draw_series(bars.iter().map(|&(slot, x)| {
+            Rectangle::new(
+                [
+                    (SegmentValue::Exact(slot), bottom),
+                    (SegmentValue::Exact(slot + 1), x),
+                ],
+                fill,
+            )
+        }))?;
+        chart.draw_series(bars.iter().map(|&(slot, x)| {
+            Text::new(
+                format!("{x:.2}x"),
+                (SegmentValue::Exact(slot), x * 1.15),
+                ("sans-serif", 12).into_font(),
+            )
+        }))?;
+    }
+    chart.draw_series(std::iter::once(PathElement::new(
+        [(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)],
+        BLACK.stroke_width(2),
+    )))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workloads_size_comes_out_of_its_name() {
+        let split = |name| family_and_size(name);
+        assert_eq!(split("close 8 MiB"), ("close".into(), "8 MiB".into()));
+        assert_eq!(
+            split("tight alloc+free 64 KiB, 4 threads"),
+            ("tight alloc+free, 4 threads".into(), "64 KiB".into())
+        );
+        assert_eq!(
+            split("alloc+free 32 x 32 MiB"),
+            ("alloc+free".into(), "32 x 32 MiB".into())
+        );
+        assert_eq!(
+            split("allocation latency 1 MiB, 4 threads: p99"),
+            ("allocation latency, 4 threads: p99".into(), "1 MiB".into())
+        );
+        assert_eq!(
+            split("dma_buf_vmap 2048 MiB, fresh buffer"),
+            ("dma_buf_vmap, fresh buffer".into(), "2048 MiB".into())
+        );
+        assert_eq!(
+            split("libdmabufheap's workload, 1/50 of its iterations"),
+            (
+                "libdmabufheap's workload, 1/50 of its iterations".into(),
+                String::new()
+            )
+        );
+    }
+}
