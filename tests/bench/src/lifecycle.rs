@@ -8,7 +8,8 @@
 //! - **whole life**: allocate, mmap, touch every page, unmap, close;
 //! - **first touch**: writing every page of a fresh mapping of a fresh buffer;
 //! - **allocation latency**: p50, p99 and max of single allocations while 4 threads allocate
-//!   and free concurrently, the stalls that delay a camera's open;
+//!   and free concurrently, the stalls that delay a camera's open, and again under anonymous
+//!   memory pressure ([`crate::pressure`]) that makes reclaim, and rsheap's shrinker, run;
 //! - **libdmabufheap's workload**: Android's heap benchmark allocates 4 KiB, 1, 8 and 32 MiB
 //!   buffers 5000 times each; here [`LIBDMABUFHEAP_SCALE`] times fewer, under the emulator.
 //!
@@ -22,8 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nix::sys::mman::munmap;
 use rsheap::Heap;
-use rsheap_suites::wait_for_pool_worker;
+use rsheap_suites::{rsheap_stat, wait_for_pool_worker};
 
+use crate::pressure::MemoryPressure;
 use crate::{map_shared, Args, Heaps, Report, MIB};
 
 /// How many times fewer iterations libdmabufheap's workload makes here than its 5000.
@@ -123,21 +125,14 @@ pub fn workloads(
             }
         }
     }
-    for len in [MIB, 8 * MIB] {
-        let name = format!("allocation latency {}, {THREADS} threads", size_name(len));
-        if !args.wants(&name) {
-            continue;
-        }
-        for variant in Variant::ALL {
-            let heap = variant.heap(heaps);
-            let mut quantiles = [const { Vec::new() }; 3];
-            for _ in 0..args.runs {
-                for (samples, value) in quantiles.iter_mut().zip(concurrent_latencies(heap, len)?) {
-                    samples.push(value);
-                }
+    for pressure in [false, true] {
+        for len in [MIB, 8 * MIB] {
+            let mut name = format!("allocation latency {}, {THREADS} threads", size_name(len));
+            if pressure {
+                name.push_str(", under memory pressure");
             }
-            for (quantile, samples) in ["p50", "p99", "max"].iter().zip(quantiles) {
-                report.times(&format!("{name}: {quantile}"), variant.name(), samples)?;
+            if args.wants(&name) {
+                latencies(args, heaps, report, &name, len, pressure)?;
             }
         }
     }
@@ -155,6 +150,42 @@ pub fn workloads(
                 Ok(took)
             })?;
             report.rate(&name, variant.name(), samples, (each * sizes.len()) as u64)?;
+        }
+    }
+    Ok(())
+}
+
+/// p50, p99 and max allocation latency at `len` on both heaps, each quantile a median over
+/// the runs; with `pressure`, while [`MemoryPressure`] holds the guest near its limit.
+fn latencies(
+    args: &Args,
+    heaps: &Heaps,
+    report: &mut Report<impl std::io::Write>,
+    name: &str,
+    len: usize,
+    pressure: bool,
+) -> Result<()> {
+    for variant in Variant::ALL {
+        let heap = variant.heap(heaps);
+        wait_for_pool_worker();
+        let scans = rsheap_stat("shrinker scans");
+        let pressure = pressure.then(MemoryPressure::start).transpose()?;
+        let mut quantiles = [const { Vec::new() }; 3];
+        for _ in 0..args.runs {
+            for (samples, value) in quantiles.iter_mut().zip(concurrent_latencies(heap, len)?) {
+                samples.push(value);
+            }
+        }
+        if let Some(pressure) = pressure {
+            pressure.stop()?;
+            eprintln!(
+                "{name}, {}: rsheap's shrinker ran {} times",
+                variant.name(),
+                rsheap_stat("shrinker scans") - scans
+            );
+        }
+        for (quantile, samples) in ["p50", "p99", "max"].iter().zip(quantiles) {
+            report.times(&format!("{name}: {quantile}"), variant.name(), samples)?;
         }
     }
     Ok(())

@@ -13,6 +13,7 @@
 mod broker;
 mod file_load;
 mod lifecycle;
+mod pressure;
 mod udmabuf;
 
 use std::ffi::c_void;
