@@ -4,8 +4,9 @@
 //!
 //! Chunks are 2 MiB (a PMD on x86-64 and 4K-page arm64, so CPU mappings can use one entry for
 //! it), 1 MiB, 64 KiB or one base page, whatever the base page size, as the sizes IOMMUs map
-//! cheaply. Each chunk comes from its order's pool if it has one (already zeroed), else
-//! from the page allocator with `__GFP_ZERO`. High orders are tried without reclaim, retries
+//! cheaply. Each chunk is a clean one from its order's pool if it has one, else fresh pages
+//! from the page allocator with `__GFP_ZERO` or a dirty chunk from the pool, zeroed here (see
+//! [`crate::pool`] for which comes first). High orders are tried without reclaim, retries
 //! or warnings, so a fragmented system falls back to smaller chunks instead of stalling; only
 //! base pages may reclaim.
 
@@ -166,11 +167,13 @@ impl PageSet {
         let mut firsts = KVec::new();
         let mut remaining = size;
         let mut max_order = ORDERS[0];
+        let leave_dirty = pools.leaves_dirty_chunks(size >> PAGE_SHIFT);
         while remaining > 0 {
             if shim::fatal_signal_pending() {
                 return Err(EINTR);
             }
-            let chunk = Self::alloc_largest(remaining, max_order, pools, account).ok_or(ENOMEM)?;
+            let chunk = Self::alloc_largest(remaining, max_order, pools, leave_dirty, account)
+                .ok_or(ENOMEM)?;
             // Orders only go down: if a larger order failed once, it will fail again.
             max_order = chunk.order;
             firsts.push((size - remaining) >> PAGE_SHIFT, GFP_KERNEL)?;
@@ -188,25 +191,34 @@ impl PageSet {
         })
     }
 
-    /// The largest chunk that fits in `remaining` with an order of at most `max_order`, from
-    /// its pool or else the page allocator.
+    /// The largest chunk that fits in `remaining` with an order of at most `max_order`: a clean
+    /// one from its pool, else fresh pages or a dirty chunk, in the order `leave_dirty` says
+    /// ([`Pools::leaves_dirty_chunks`]).
     fn alloc_largest(
         remaining: usize,
         max_order: u32,
         pools: &Pools,
+        leave_dirty: bool,
         account: bindings::gfp_t,
     ) -> Option<Chunk> {
+        let fresh = |order: u32| {
+            let gfp = if order > 0 {
+                shim::gfp_high_order()
+            } else {
+                shim::gfp_low_order()
+            };
+            Chunk::alloc(order, gfp | account)
+        };
         ORDERS
             .iter()
             .filter(|&&order| order <= max_order && PAGE_SIZE << order <= remaining)
             .find_map(|&order| {
-                pools.take(order).or_else(|| {
-                    let gfp = if order > 0 {
-                        shim::gfp_high_order()
+                pools.take_clean(order).or_else(|| {
+                    if leave_dirty {
+                        fresh(order).or_else(|| pools.take_dirty(order))
                     } else {
-                        shim::gfp_low_order()
-                    };
-                    Chunk::alloc(order, gfp | account)
+                        pools.take_dirty(order).or_else(|| fresh(order))
+                    }
                 })
             })
     }

@@ -5,10 +5,14 @@
 //! A buffer's release hands its chunks to [`Pools::defer_free`], which files them as dirty in
 //! the pool of their order; a kthread at nice 19 zeroes dirty chunks and files them as clean,
 //! so a later allocation takes pages that are already zeroed. The worker yields to every other
-//! thread, so the thread whose `close()` freed the chunks never waits for their zeroing. An allocation
-//! that finds no clean chunk of an order takes a dirty one and zeroes it itself, so no page is
-//! zeroed twice (once by the worker, once by the page allocator). A pool never hands out
-//! stale data: a dirty chunk is zeroed before it leaves.
+//! thread, so the thread whose `close()` freed the chunks never waits for their zeroing. A pool
+//! never hands out stale data: a dirty chunk is zeroed before it leaves.
+//!
+//! An allocation that finds no clean chunk of an order takes fresh pages, zeroed by the page
+//! allocator, while the worker keeps up ([`Pools::leaves_dirty_chunks`]), so that the chunk the
+//! worker is zeroing becomes a clean one for the next allocation; when the worker falls behind,
+//! or no fresh pages of the order are to be had, it takes a dirty chunk and zeroes it itself.
+//! Either way each page is zeroed once: by the page allocator, the worker or the allocation.
 //!
 //! Chunks are kept on lists through their own pages ([`ChunkList`]), so a pool costs nothing
 //! per chunk. All pools together, dirty and clean, are bounded by [`Pools::limit_pages`] (the
@@ -137,23 +141,32 @@ impl Pools {
         self.pools.iter().find(|pool| pool.order == order)
     }
 
-    /// Takes a zeroed chunk of `order` from its pool: a clean one, or else a dirty one, zeroed
-    /// here. May sleep.
-    pub(crate) fn take(&self, order: u32) -> Option<Chunk> {
+    /// Takes a clean chunk of `order` from its pool.
+    pub(crate) fn take_clean(&self, order: u32) -> Option<Chunk> {
         let pool = self.pool(order)?;
-        let (chunk, dirty) = {
-            let mut inner = pool.inner.lock();
-            match inner.clean.pop() {
-                Some(chunk) => (chunk, false),
-                None => (inner.dirty.pop()?, true),
-            }
-        };
-        self.unpool(&chunk, dirty);
-        if dirty {
-            chunk.zero();
-        }
+        let chunk = pool.inner.lock().clean.pop()?;
+        self.unpool(&chunk, false);
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         Some(chunk)
+    }
+
+    /// Takes a dirty chunk of `order` from its pool and zeroes it here. May sleep.
+    pub(crate) fn take_dirty(&self, order: u32) -> Option<Chunk> {
+        let pool = self.pool(order)?;
+        let chunk = pool.inner.lock().dirty.pop()?;
+        self.unpool(&chunk, true);
+        chunk.zero();
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        Some(chunk)
+    }
+
+    /// Whether an allocation of `pages` base pages should leave dirty chunks to the worker
+    /// and take fresh pages instead: while the backlog is at most one such allocation, the
+    /// worker keeps up, and a chunk it zeroes now is a clean one for a later allocation. A
+    /// larger backlog means it does not (all CPUs are busy), and the allocation zeroes dirty
+    /// chunks itself rather than growing the pools.
+    pub(crate) fn leaves_dirty_chunks(&self, pages: usize) -> bool {
+        self.dirty_pages() <= pages
     }
 
     /// Accounts for `chunk` having left a pool's lists.

@@ -33,6 +33,7 @@
 #include <linux/shrinker.h>
 #include <linux/slab.h>
 #include <linux/stat.h>
+#include <linux/timer.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
 #include <linux/version.h>
@@ -601,15 +602,24 @@ struct shrinker *rsheap_shrinker_register(void *pools)
  * workqueue's workers run at nice 0.  The Android common kernel's deferred
  * free thread runs at nice 19 for the same reason.
  *
+ * A release does not wake the thread itself: it arms a timer for the next
+ * tick, whose callback does.  The wake-up, an IPI to the idle CPU the thread
+ * is woken on, would otherwise be paid inside the caller's close(), and a burst
+ * of releases (a camera closing its buffers) makes one wake-up, not one each.
+ * The delay costs nothing: an allocation that finds no clean chunk zeroes a
+ * dirty one itself.
+ *
  * Waking records the pools to work on; they are always the same ones, which
  * own the worker and stop it (waiting for a pass) before they go.  The thread
  * sleeps in TASK_IDLE, so an idle worker neither counts as load nor trips the
  * hung-task detector.  Bit 0 of pending is set by a wake and cleared by the
- * thread before a pass, so chunks filed during a pass get another one.
+ * thread before a pass, so chunks filed during a pass get another one; a pass
+ * under way sees a wake's bit without waiting for the timer.
  */
 struct rsheap_pool_worker {
 	struct task_struct *task;
 	wait_queue_head_t wait;
+	struct timer_list timer;
 	unsigned long pending;
 	void *pools;
 };
@@ -627,6 +637,13 @@ static int pool_worker_fn(void *data)
 	return 0;
 }
 
+static void pool_worker_timer(struct timer_list *timer)
+{
+	struct rsheap_pool_worker *worker = from_timer(worker, timer, timer);
+
+	wake_up(&worker->wait);
+}
+
 int rsheap_pool_worker_start(struct rsheap_pool_worker **out)
 {
 	struct rsheap_pool_worker *worker = kzalloc(sizeof(*worker),
@@ -636,6 +653,7 @@ int rsheap_pool_worker_start(struct rsheap_pool_worker **out)
 	if (!worker)
 		return -ENOMEM;
 	init_waitqueue_head(&worker->wait);
+	timer_setup(&worker->timer, pool_worker_timer, 0);
 	task = kthread_run(pool_worker_fn, worker, "rsheap-pool");
 	if (IS_ERR(task)) {
 		kfree(worker);
@@ -653,11 +671,12 @@ void rsheap_pool_worker_wake(struct rsheap_pool_worker *worker,
 	WRITE_ONCE(worker->pools, (void *)pools);
 	/* Ordered: the pools pointer and the chunks filed before this. */
 	if (!test_and_set_bit(0, &worker->pending))
-		wake_up(&worker->wait);
+		mod_timer(&worker->timer, jiffies + 1);
 }
 
 void rsheap_pool_worker_stop(struct rsheap_pool_worker *worker)
 {
+	timer_shutdown_sync(&worker->timer);
 	kthread_stop(worker->task);
 	kfree(worker);
 }

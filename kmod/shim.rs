@@ -251,8 +251,8 @@ impl PoolWorker {
         Ok(Self { worker })
     }
 
-    /// Wakes the worker for a pass over `pools`, unless a wake is pending already. Never
-    /// sleeps.
+    /// Wakes the worker, at the next tick, for a pass over `pools`, unless a wake is pending
+    /// already. Never sleeps.
     ///
     /// # Safety
     ///

@@ -72,6 +72,27 @@ fn freed_pages_come_back_zeroed_from_the_pool() {
 }
 
 #[test]
+fn a_chunk_taken_before_the_worker_zeroed_it_comes_back_zeroed() {
+    drain_pools();
+    let heap = heap();
+    // Two 2 MiB chunks freed leave a backlog larger than one of them, so the next 2 MiB
+    // allocation takes a dirty chunk and zeroes it itself, unless the worker got there first.
+    let buffer = heap.allocate(4 * MIB).expect("allocate");
+    dirty(&buffer);
+    let (zeroed, hits) = (rsheap_stat("chunks zeroed"), rsheap_stat("pool hits"));
+    drop(buffer);
+    let buffer = heap.allocate(2 * MIB).expect("allocate");
+    assert_zeroed(&buffer, "a dirty chunk zeroed by its allocation");
+    // Read after the check, which outlasts a pass the worker may have begun meanwhile.
+    if rsheap_stat("chunks zeroed") == zeroed {
+        assert!(
+            rsheap_stat("pool hits") > hits,
+            "the allocation took a dirty chunk from the pool"
+        );
+    }
+}
+
+#[test]
 fn shrinker_drains_the_pool_and_pages_stay_zeroed() {
     churn(&mixed());
     assert!(rsheap_stat("pool bytes") > 0);
