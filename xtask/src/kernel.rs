@@ -484,5 +484,9 @@ mod tests {
         }
         assert_eq!(bench["CONFIG_MEMCG"].as_deref(), Some("y"));
         assert_eq!(bench["CONFIG_TRANSPARENT_HUGEPAGE"].as_deref(), Some("y"));
+        // The benchmarks drain rsheap's pools through the shrinker's debugfs file.
+        for kernel in [&test, &bench] {
+            assert_eq!(kernel["CONFIG_SHRINKER_DEBUG"].as_deref(), Some("y"));
+        }
     }
 }
