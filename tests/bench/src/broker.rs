@@ -121,25 +121,43 @@ fn in_process_request(len: usize) -> rsheap_broker::allocation::Request {
     })
 }
 
-/// Times `count` allocations of `len` bytes spread over `clients` threads, each a client of
-/// its own, after an untimed run that warms the pool.
-fn timed_churn(maker: Maker, clients: usize, len: usize, count: usize) -> Result<Duration> {
+/// `runs` timings of `count` allocations of `len` bytes spread over `clients` threads, each a
+/// client of its own, each after an untimed run that warms the pool. The clients last for all
+/// runs: a version 1 client's token keeps its session open for as long as the process holds
+/// it, and each counts against the uid's session limit.
+fn timed_churns(
+    maker: Maker,
+    clients: usize,
+    len: usize,
+    count: usize,
+    runs: usize,
+) -> Result<Vec<Duration>> {
     let tokens = (0..clients)
         .map(|_| maker.client())
         .collect::<Result<Vec<Client>>>()?;
-    maker.churn(&tokens[0], len, count / clients)?;
-    wait_for_pool_worker();
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = tokens
-            .iter()
-            .map(|client| scope.spawn(move || maker.churn(client, len, count / clients)))
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|worker| worker.join().expect("a churn thread"))
-    })?;
-    Ok(start.elapsed())
+    let timings = (0..runs)
+        .map(|_| {
+            maker.churn(&tokens[0], len, count / clients)?;
+            wait_for_pool_worker();
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = tokens
+                    .iter()
+                    .map(|client| scope.spawn(move || maker.churn(client, len, count / clients)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .try_for_each(|worker| worker.join().expect("a churn thread"))
+            })?;
+            Ok(start.elapsed())
+        })
+        .collect();
+    if let Maker::InProcess(broker) = maker {
+        for session in tokens.iter().filter_map(|client| client.local.as_ref()) {
+            broker.close_session(session);
+        }
+    }
+    timings
 }
 
 /// Runs the broker workloads the arguments ask for.
@@ -178,9 +196,7 @@ pub fn workloads(args: &crate::Args, report: &mut Report<impl std::io::Write>) -
             (BROKER, Maker::Broker(&broker)),
             (SYSTEM, Maker::Direct(&system)),
         ] {
-            let samples = (0..runs)
-                .map(|_| timed_churn(maker, 1, 8 * MIB, 50))
-                .collect::<Result<_>>()?;
+            let samples = timed_churns(maker, 1, 8 * MIB, 50, runs)?;
             report.times(ALLOC_FREE, variant, samples)?;
         }
     }
@@ -193,9 +209,7 @@ pub fn workloads(args: &crate::Args, report: &mut Report<impl std::io::Write>) -
             (IN_PROCESS, Maker::InProcess(&in_process)),
             (BROKER, Maker::Broker(&broker)),
         ] {
-            let samples = (0..runs)
-                .map(|_| timed_churn(maker, clients, MIB, 400))
-                .collect::<Result<_>>()?;
+            let samples = timed_churns(maker, clients, MIB, 400, runs)?;
             report.rate(workload, variant, samples, 400)?;
         }
     }
