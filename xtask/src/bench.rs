@@ -20,6 +20,7 @@ use crate::arm64::{self, Arm64};
 use crate::guest::{self, Echo};
 use crate::{kernel, kmod, setup, test};
 
+mod family;
 mod plot;
 
 /// The variant every ratio is taken against.
@@ -271,7 +272,10 @@ impl Results {
              \"of limit\" is the raw limit's time as a share of the variant's. \
              In the file workloads the system heap is filled by `read()` into its mapping, \
              through the page cache: the buffered path.\n\n\
-             | workload | variant | median | speed-up vs system | of limit |\n| --- | --- | ---: | ---: | ---: |\n"
+             rsheap's speed-up at each size, losses in bold:\n\n{}\
+             Every workload and variant:\n\n\
+             | workload | variant | median | speed-up vs system | of limit |\n| --- | --- | ---: | ---: | ---: |\n",
+            self.size_tables()
         );
         for [workload, variant, median, speedup, limit] in self.rows() {
             let _ = writeln!(

@@ -1,5 +1,5 @@
-//! The benchmark plot: one panel per workload family (a workload's name without its size),
-//! the sizes along the bottom, a bar per variant at each size giving its speed-up over the
+//! The benchmark plot: one panel per workload family ([`Family`]), the sizes along the
+//! bottom, a bar per variant at each size giving its speed-up over the
 //! baseline on a log scale, and the 1x line, where a variant is as fast as the baseline.
 
 use std::path::Path;
@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::family::Family;
 use super::{Results, BASELINE};
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -17,97 +18,7 @@ const PANEL: (u32, u32) = (640, 380);
 const TITLE_HEIGHT: u32 = 44;
 const LEGEND_ROW: u32 = 24;
 
-/// Workloads of one family: the speed-up of each variant at each size.
-#[derive(Debug, PartialEq)]
-struct Family {
-    name: String,
-    /// Sizes in the order the workloads ran; `""` for a workload without one.
-    sizes: Vec<String>,
-    /// Variants other than the baseline, in the order they first appear.
-    variants: Vec<String>,
-    /// (size index, variant index, speed-up).
-    bars: Vec<(usize, usize, f64)>,
-}
-
-/// Splits a workload's name into its family and its size: `"close 8 MiB"` into `"close"` and
-/// `"8 MiB"`, `"alloc+free 1 x 32 MiB"` into `"alloc+free"` and `"1 x 32 MiB"`, and
-/// `"tight alloc+free 1 MiB, 4 threads"` into `"tight alloc+free, 4 threads"` and `"1 MiB"`. A
-/// name without a size is its own family.
-fn family_and_size(workload: &str) -> (String, String) {
-    let words: Vec<&str> = workload.split(' ').collect();
-    let is_number = |word: &str| !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit());
-    let is_unit = |word: &str| matches!(word.trim_end_matches([',', ':']), "KiB" | "MiB" | "GiB");
-    let Some(at) =
-        (0..words.len().saturating_sub(1)).find(|&i| is_number(words[i]) && is_unit(words[i + 1]))
-    else {
-        return (workload.to_owned(), String::new());
-    };
-    let start = if at >= 2 && words[at - 1] == "x" && is_number(words[at - 2]) {
-        at - 2
-    } else {
-        at
-    };
-    let unit_word = words[at + 1];
-    let unit = unit_word.trim_end_matches([',', ':']);
-    let size = format!("{} {unit}", words[start..=at].join(" "));
-    // What followed the unit (a comma, a colon) stays with the words before the size.
-    let punctuation = &unit_word[unit.len()..];
-    let family = format!(
-        "{}{punctuation} {}",
-        words[..start].join(" "),
-        words[at + 2..].join(" ")
-    );
-    (family.trim().to_owned(), size)
-}
-
 impl Results {
-    /// The workloads grouped into families, in the order each family first ran; workloads
-    /// without the baseline have no speed-up and are left out.
-    fn families(&self) -> Vec<Family> {
-        let mut families: Vec<Family> = Vec::new();
-        for workload in &self.workloads {
-            let Some(baseline) = workload.medians.get(BASELINE) else {
-                continue;
-            };
-            let (name, size) = family_and_size(&workload.name);
-            let index = match families.iter().position(|family| family.name == name) {
-                Some(index) => index,
-                None => {
-                    families.push(Family {
-                        name,
-                        sizes: Vec::new(),
-                        variants: Vec::new(),
-                        bars: Vec::new(),
-                    });
-                    families.len() - 1
-                }
-            };
-            let family = &mut families[index];
-            let size = match family.sizes.iter().position(|s| *s == size) {
-                Some(at) => at,
-                None => {
-                    family.sizes.push(size);
-                    family.sizes.len() - 1
-                }
-            };
-            for (variant, ms) in &workload.medians {
-                if variant == BASELINE {
-                    continue;
-                }
-                let at = match family.variants.iter().position(|v| v == variant) {
-                    Some(at) => at,
-                    None => {
-                        family.variants.push(variant.clone());
-                        family.variants.len() - 1
-                    }
-                };
-                family.bars.push((size, at, baseline / ms));
-            }
-        }
-        families.retain(|family| !family.bars.is_empty());
-        families
-    }
-
     /// Draws every family's panel into a PNG at `path`.
     pub(super) fn plot(&self, path: &Path) -> Result<()> {
         let font =
@@ -254,38 +165,4 @@ fn draw_panel(
         BLACK.stroke_width(2),
     )))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_workloads_size_comes_out_of_its_name() {
-        let split = |name| family_and_size(name);
-        assert_eq!(split("close 8 MiB"), ("close".into(), "8 MiB".into()));
-        assert_eq!(
-            split("tight alloc+free 64 KiB, 4 threads"),
-            ("tight alloc+free, 4 threads".into(), "64 KiB".into())
-        );
-        assert_eq!(
-            split("alloc+free 32 x 32 MiB"),
-            ("alloc+free".into(), "32 x 32 MiB".into())
-        );
-        assert_eq!(
-            split("allocation latency 1 MiB, 4 threads: p99"),
-            ("allocation latency, 4 threads: p99".into(), "1 MiB".into())
-        );
-        assert_eq!(
-            split("dma_buf_vmap 2048 MiB, fresh buffer"),
-            ("dma_buf_vmap, fresh buffer".into(), "2048 MiB".into())
-        );
-        assert_eq!(
-            split("libdmabufheap's workload, 1/50 of its iterations"),
-            (
-                "libdmabufheap's workload, 1/50 of its iterations".into(),
-                String::new()
-            )
-        );
-    }
 }
