@@ -13,8 +13,9 @@
 //! - **libdmabufheap's workload**: Android's heap benchmark allocates 4 KiB, 1, 8 and 32 MiB
 //!   buffers 5000 times each; here [`LIBDMABUFHEAP_SCALE`] times fewer, under the emulator.
 //!
-//! rsheap runs with its pool as the loop leaves it: these workloads measure the steady state
-//! of a pipeline that allocates again and again.
+//! Every run starts with rsheap's pools drained, so that what a run finds in them is only what
+//! its own loop freed: these workloads measure the steady state of a pipeline that allocates
+//! again and again, not the leftovers of the workloads before.
 
 use std::os::fd::OwnedFd;
 use std::sync::Barrier;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nix::sys::mman::munmap;
 use rsheap::Heap;
-use rsheap_suites::{rsheap_stat, wait_for_pool_worker};
+use rsheap_suites::{drain_pools, rsheap_stat};
 
 use crate::pressure::MemoryPressure;
 use crate::{map_shared, Args, Heaps, Report, MIB};
@@ -167,21 +168,23 @@ fn latencies(
 ) -> Result<()> {
     for variant in Variant::ALL {
         let heap = variant.heap(heaps);
-        wait_for_pool_worker();
-        let scans = rsheap_stat("shrinker scans");
         let pressure = pressure.then(MemoryPressure::start).transpose()?;
         let mut quantiles = [const { Vec::new() }; 3];
+        // The shrinker's runs during the timed runs, not those that drained the pools.
+        let mut scans = 0;
         for _ in 0..args.runs {
+            drain_pools();
+            let before = rsheap_stat("shrinker scans");
             for (samples, value) in quantiles.iter_mut().zip(concurrent_latencies(heap, len)?) {
                 samples.push(value);
             }
+            scans += rsheap_stat("shrinker scans") - before;
         }
         if let Some(pressure) = pressure {
             pressure.stop()?;
             eprintln!(
-                "{name}, {}: rsheap's shrinker ran {} times",
-                variant.name(),
-                rsheap_stat("shrinker scans") - scans
+                "{name}, {}: rsheap's shrinker ran {scans} times",
+                variant.name()
             );
         }
         for (quantile, samples) in ["p50", "p99", "max"].iter().zip(quantiles) {
@@ -191,11 +194,11 @@ fn latencies(
     Ok(())
 }
 
-/// `runs` timed runs of `run`, each after the pool worker has caught up with the last.
+/// `runs` timed runs of `run`, each from drained pools.
 fn timed_runs(runs: usize, mut run: impl FnMut() -> Result<Duration>) -> Result<Vec<Duration>> {
     (0..runs)
         .map(|_| {
-            wait_for_pool_worker();
+            drain_pools();
             run()
         })
         .collect()
