@@ -132,7 +132,11 @@ fn draw_panel(
             }
             _ => String::new(),
         })
-        .y_label_formatter(&|x| format!("{x}x"))
+        .y_label_formatter(&|x| {
+            // At most two decimals, without trailing zeros: 0.7x, not 0.7000000000000001x.
+            let text = format!("{x:.2}");
+            format!("{}x", text.trim_end_matches('0').trim_end_matches('.'))
+        })
         .label_style(("sans-serif", 13))
         .draw()?;
     for (at, variant) in family.variants.iter().enumerate() {
