@@ -20,10 +20,11 @@ use crate::MIB;
 /// The memory mapped and unmapped again and again on top of the fill.
 const CHURN: usize = 64 * MIB;
 
-/// What the fill leaves available: a sixteenth of RAM (256 MiB of the guest's 4 GiB), room for
-/// the workload's buffers and the churn above the kernel's watermarks.
+/// What the fill leaves available: a thirty-second of RAM (128 MiB of the guest's 4 GiB), room
+/// for the workload's buffers (32 MiB at most) and the churn, whose swings take free memory
+/// down to the watermarks, where reclaim runs.
 fn headroom() -> usize {
-    usize::try_from(meminfo("MemTotal") / 16).unwrap_or(usize::MAX)
+    usize::try_from(meminfo("MemTotal") / 32).unwrap_or(usize::MAX)
 }
 
 /// Anonymous memory mapped and populated, unmapped on drop.
