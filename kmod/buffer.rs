@@ -30,7 +30,7 @@ use core::ptr::NonNull;
 
 use crate::kernel::bindings;
 use crate::kernel::error::to_result;
-use crate::kernel::page::PAGE_SHIFT;
+use crate::kernel::page::{PAGE_SHIFT, PAGE_SIZE};
 use crate::kernel::prelude::*;
 use crate::kernel::sync::{Arc, LockClass, Mutex};
 
@@ -285,7 +285,12 @@ impl Buffer {
         }
     }
 
-    /// Sets up `vma` to map the buffer on demand: nothing is mapped until it is touched.
+    /// Sets up `vma` to map the buffer from page `range.pgoff` at `[range.start, range.end)`,
+    /// and maps at once every chunk no PMD will map, so touching those parts costs no fault.
+    ///
+    /// A 2 MiB-aligned chunk at a 2 MiB-aligned address, whole in the VMA, is left to the
+    /// PMD fault that maps it with one entry when first touched: mapping it now would take
+    /// 512 entries, and a mapping that is never touched would pay for them all.
     ///
     /// The dma-buf core has already checked that `vm_pgoff` plus the VMA's length lies within
     /// the buffer. Private writable (copy-on-write) mappings are refused: a buffer shared with
@@ -293,22 +298,45 @@ impl Buffer {
     ///
     /// # Safety
     ///
-    /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing.
-    pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
+    /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing, and
+    /// `range` its addresses and page offset.
+    pub(crate) unsafe fn mmap(
+        &self,
+        vma: *mut bindings::vm_area_struct,
+        range: VmaRange,
+    ) -> Result {
         let this: *const Self = self;
         // The VMA holds its file: the buffer's dma-buf, or a read-only export that holds it.
         // SAFETY: The caller guarantees `vma` is being set up under the mmap lock, and the
         // buffer the fault handler finds through `this` outlives the VMA (above).
-        let ret = unsafe { shim::rsheap_vma_setup(vma, this.cast(), self.uncached()) };
-        to_result(ret)
+        to_result(unsafe { shim::rsheap_vma_setup(vma, this.cast(), self.uncached()) })?;
+        let offset = range.pgoff.checked_shl(PAGE_SHIFT as u32).ok_or(EINVAL)?;
+        let mut addr = range.start;
+        for (chunk, skip) in self.pages.chunks_from(offset) {
+            if addr >= range.end {
+                break;
+            }
+            let len = core::cmp::min(chunk.len().saturating_sub(skip), range.end - addr);
+            if !maps_with_pmds(chunk.pfn(), chunk.order(), addr, skip, len) {
+                // SAFETY: As above; `[addr, addr + len)` lies within the VMA and maps pages
+                // of a chunk the buffer owns while the VMA exists.
+                let ret = unsafe {
+                    shim::rsheap_vma_map_pfns(vma, addr, chunk.pfn() + (skip >> PAGE_SHIFT), len)
+                };
+                to_result(ret)?;
+            }
+            addr += len;
+        }
+        Ok(())
     }
 
     /// Handles a fault at `address` in a VMA set up by [`Self::mmap`] covering `[start, end)`
     /// from buffer page `pgoff`, mapping `1 << order` pages at once.
     ///
-    /// A base-page fault maps the whole chunk under it, as far as the VMA reaches, so touching
-    /// a buffer costs one fault per chunk. A PMD fault maps an aligned 2 MiB chunk with one
-    /// entry, or asks the core to fall back to base pages.
+    /// Only the chunks [`Self::mmap`] left to PMD faults are unmapped when first touched. A PMD
+    /// fault maps such a chunk with one entry; where the core falls back to a base-page fault
+    /// (THP disabled, say), that fault maps the whole chunk under it, as far as the VMA
+    /// reaches, so the chunk costs one fault either way.
     ///
     /// # Safety
     ///
@@ -436,4 +464,18 @@ impl Drop for Buffer {
         }
         self.heap.pools().defer_free(self.pages.take_chunks());
     }
+}
+
+/// Whether PMD faults will map the `len` bytes from byte `skip` of a chunk of `order` at page
+/// frame `pfn`, mapped at user address `addr`: the whole chunk, 2 MiB-aligned in memory and
+/// in the VMA.
+fn maps_with_pmds(pfn: usize, order: u32, addr: usize, skip: usize, len: usize) -> bool {
+    let pmd_order = shim::pmd_order();
+    let pmd_size = PAGE_SIZE << pmd_order;
+    pmd_order > 0
+        && order >= pmd_order
+        && skip == 0
+        && len == PAGE_SIZE << order
+        && pfn % (1 << pmd_order) == 0
+        && addr % pmd_size == 0
 }

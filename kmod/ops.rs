@@ -174,15 +174,19 @@ unsafe extern "C" fn rsheap_buffer_end_cpu_access(
 ///
 /// # Safety
 ///
-/// `buffer` must be a live rsheap buffer and `vma` a VMA being set up by `mmap`.
+/// `buffer` must be a live rsheap buffer and `vma` a VMA being set up by `mmap`, which covers
+/// `[start, end)` from buffer page `pgoff`.
 #[no_mangle]
 unsafe extern "C" fn rsheap_buffer_mmap(
     buffer: *mut c_void,
     vma: *mut bindings::vm_area_struct,
+    start: usize,
+    end: usize,
+    pgoff: usize,
 ) -> c_int {
     // SAFETY: The caller guarantees `buffer` is live and `vma` is being set up under the mmap
-    // lock.
-    to_errno(unsafe { borrow(buffer).mmap(vma) })
+    // lock, covering `[start, end)` from page `pgoff`.
+    to_errno(unsafe { borrow(buffer).mmap(vma, VmaRange { start, end, pgoff }) })
 }
 
 /// `vm_operations_struct.fault` and `.huge_fault` of the VMAs `rsheap_buffer_mmap` sets up.
@@ -276,15 +280,19 @@ unsafe extern "C" fn rsheap_readonly_map(
 ///
 /// # Safety
 ///
-/// `readonly` must be a live read-only export and `vma` a VMA being set up by `mmap`.
+/// `readonly` must be a live read-only export and `vma` a VMA being set up by `mmap`, which
+/// covers `[start, end)` from buffer page `pgoff`.
 #[no_mangle]
 unsafe extern "C" fn rsheap_readonly_mmap(
     readonly: *mut c_void,
     vma: *mut bindings::vm_area_struct,
+    start: usize,
+    end: usize,
+    pgoff: usize,
 ) -> c_int {
     // SAFETY: The caller guarantees `readonly` is live and `vma` is being set up under the
-    // mmap lock.
-    to_errno(unsafe { borrow_readonly(readonly).mmap(vma) })
+    // mmap lock, covering `[start, end)` from page `pgoff`.
+    to_errno(unsafe { borrow_readonly(readonly).mmap(vma, VmaRange { start, end, pgoff }) })
 }
 
 /// `dma_buf_ops.release` of read-only exports: frees the export, dropping its reference on

@@ -30,7 +30,7 @@ use crate::kernel::bindings::{self, c_int, consts};
 use crate::kernel::error::from_err_ptr;
 use crate::kernel::prelude::*;
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, VmaRange};
 use crate::fd::BufferRef;
 use crate::shim::{self, DmaBuf};
 
@@ -73,15 +73,20 @@ impl ReadOnly {
     ///
     /// # Safety
     ///
-    /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing.
-    pub(crate) unsafe fn mmap(&self, vma: *mut bindings::vm_area_struct) -> Result {
+    /// `vma` must be a VMA being set up by `mmap`, with the mmap lock held for writing, and
+    /// `range` its addresses and page offset.
+    pub(crate) unsafe fn mmap(
+        &self,
+        vma: *mut bindings::vm_area_struct,
+        range: VmaRange,
+    ) -> Result {
         // SAFETY: The caller guarantees `vma` is a VMA being set up.
         if unsafe { shim::rsheap_vma_writable(vma) } {
             pr_info_ratelimited!("read-only export: refused a writable mapping\n");
             return Err(EACCES);
         }
         // SAFETY: The caller's guarantee is the one `Buffer::mmap` needs.
-        unsafe { self.buffer().mmap(vma) }?;
+        unsafe { self.buffer().mmap(vma, range) }?;
         // SAFETY: As above; the mmap lock is held for writing, as `vm_flags_clear` needs.
         unsafe { shim::rsheap_vma_clear_maywrite(vma) };
         Ok(())

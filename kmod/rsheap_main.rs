@@ -4,9 +4,10 @@
 //!
 //! Registers `/dev/dma_heap/rsheap` (cached) and `/dev/dma_heap/rsheap-uncached`, which hand
 //! out zeroed system memory in 2 MiB, 1 MiB, 64 KiB and base-page chunks as dma-bufs with CPU
-//! mmap (one fault per chunk), kernel vmap, device attach/map and CPU-access sync. Freed
-//! pages are zeroed by a worker and pooled per order, so warm allocations skip both the page
-//! allocator and zeroing; a shrinker gives pooled pages back under memory pressure.
+//! mmap (mapped at once, but for 2 MiB chunks left to PMD faults), kernel vmap, device
+//! attach/map and CPU-access sync. Freed pages are zeroed by a worker and pooled per order,
+//! so warm allocations skip both the page allocator and zeroing; a shrinker gives pooled
+//! pages back under memory pressure.
 //!
 //! `/dev/rsheap` moves file contents straight into and out of those buffers, by direct I/O
 //! where the file allows, counts buffers in accounts, and shares a buffer read-only, with the

@@ -187,10 +187,14 @@ static int op_end_cpu_access(struct dma_buf *dmabuf,
 
 static int op_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 {
-	return rsheap_buffer_mmap(dmabuf->priv, vma);
+	return rsheap_buffer_mmap(dmabuf->priv, vma, vma->vm_start, vma->vm_end,
+				  vma->vm_pgoff);
 }
 
-/* vm_operations_struct of mapped buffers: pages are mapped when touched. */
+/*
+ * vm_operations_struct of mapped buffers: mmap() maps what no PMD will, and
+ * PMD faults map the rest when touched.
+ */
 
 /*
  * The buffer a VMA maps is in vm_private_data (rsheap_vma_setup()), whichever
@@ -246,6 +250,13 @@ bool rsheap_vma_writable(const struct vm_area_struct *vma)
 void rsheap_vma_clear_maywrite(struct vm_area_struct *vma)
 {
 	vm_flags_clear(vma, VM_MAYWRITE);
+}
+
+/* Maps [addr, addr + size) of @vma, being set up by mmap(), from page @pfn. */
+int rsheap_vma_map_pfns(struct vm_area_struct *vma, unsigned long addr,
+			unsigned long pfn, unsigned long size)
+{
+	return remap_pfn_range(vma, addr, pfn, size, vma->vm_page_prot);
 }
 
 vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
@@ -385,7 +396,8 @@ static int op_ro_end_cpu_access(struct dma_buf *dmabuf,
 
 static int op_ro_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 {
-	return rsheap_readonly_mmap(dmabuf->priv, vma);
+	return rsheap_readonly_mmap(dmabuf->priv, vma, vma->vm_start,
+				    vma->vm_end, vma->vm_pgoff);
 }
 
 static int op_ro_vmap(struct dma_buf *dmabuf, struct iosys_map *map)

@@ -75,6 +75,8 @@ int rsheap_vma_setup(struct vm_area_struct *vma, void *buffer,
 		     bool writecombine);
 bool rsheap_vma_writable(const struct vm_area_struct *vma);
 void rsheap_vma_clear_maywrite(struct vm_area_struct *vma);
+int rsheap_vma_map_pfns(struct vm_area_struct *vma, unsigned long addr,
+			unsigned long pfn, unsigned long size);
 vm_fault_t rsheap_vmf_insert_pfn(struct vm_fault *vmf, unsigned long addr,
 				 unsigned long pfn);
 vm_fault_t rsheap_vmf_insert_pfn_pmd(struct vm_fault *vmf, unsigned long pfn);
@@ -141,7 +143,9 @@ void rsheap_buffer_unmap(void *buffer, const void *key,
 			 enum dma_data_direction dir);
 int rsheap_buffer_begin_cpu_access(void *buffer, enum dma_data_direction dir);
 int rsheap_buffer_end_cpu_access(void *buffer, enum dma_data_direction dir);
-int rsheap_buffer_mmap(void *buffer, struct vm_area_struct *vma);
+int rsheap_buffer_mmap(void *buffer, struct vm_area_struct *vma,
+		       unsigned long start, unsigned long end,
+		       unsigned long pgoff);
 vm_fault_t rsheap_buffer_fault(void *buffer, struct vm_fault *vmf,
 			       unsigned long address, unsigned long start,
 			       unsigned long end, unsigned long pgoff,
@@ -152,7 +156,9 @@ void rsheap_buffer_release(void *buffer);
 void *rsheap_readonly_buffer(void *readonly);
 struct sg_table *rsheap_readonly_map(void *readonly, const void *key,
 				     enum dma_data_direction dir);
-int rsheap_readonly_mmap(void *readonly, struct vm_area_struct *vma);
+int rsheap_readonly_mmap(void *readonly, struct vm_area_struct *vma,
+			 unsigned long start, unsigned long end,
+			 unsigned long pgoff);
 void rsheap_readonly_release(void *readonly);
 struct dma_buf *rsheap_ctl_share_readonly(int buf_fd, u32 fd_flags);
 unsigned long rsheap_pools_count(void *pools);

@@ -104,6 +104,12 @@ extern "C" {
     ) -> c_int;
     pub(crate) fn rsheap_vma_writable(vma: *const bindings::vm_area_struct) -> bool;
     pub(crate) fn rsheap_vma_clear_maywrite(vma: *mut bindings::vm_area_struct);
+    pub(crate) fn rsheap_vma_map_pfns(
+        vma: *mut bindings::vm_area_struct,
+        addr: usize,
+        pfn: usize,
+        size: usize,
+    ) -> c_int;
     pub(crate) fn rsheap_vmf_insert_pfn(
         vmf: *mut VmFault,
         addr: usize,

@@ -12,7 +12,7 @@ use rsheap::uapi::{
 use rsheap::{Buffer, Heap, SyncDirection};
 use rsheap_suites::{
     fdinfo, open_heap, page_size, pattern, pattern_byte, pattern_mismatch, raw_alloc, request,
-    total_ram, RSHEAP, SYSTEM,
+    total_ram, RSHEAP, RSHEAP_UNCACHED, SYSTEM,
 };
 
 fn rsheap() -> Heap {
@@ -348,40 +348,138 @@ fn private_mappings_are_refused() {
     );
 }
 
+/// A shared read-only mapping of a whole buffer one page past a 2 MiB boundary, where no PMD
+/// can map it; unmapped when dropped.
+struct OddMapping {
+    reservation: std::ptr::NonNull<std::ffi::c_void>,
+    span: usize,
+    start: *const u8,
+    len: usize,
+}
+
+impl OddMapping {
+    fn new(buffer: &Buffer) -> Self {
+        let len = std::num::NonZeroUsize::new(buffer.len()).expect("non-zero");
+        // Room for the mapping after the next 2 MiB boundary, and a page more.
+        let span = buffer.len() + (4 << 20);
+        // SAFETY: A fresh reservation, which nothing else uses; `drop` unmaps it.
+        let reservation = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                std::num::NonZeroUsize::new(span).expect("non-zero"),
+                nix::sys::mman::ProtFlags::PROT_NONE,
+                nix::sys::mman::MapFlags::MAP_PRIVATE,
+            )
+        }
+        .expect("reserve");
+        let at = (reservation.as_ptr() as usize).next_multiple_of(2 << 20) + page_size();
+        let at = std::num::NonZeroUsize::new(at).expect("non-zero");
+        let flags = nix::sys::mman::MapFlags::MAP_SHARED | nix::sys::mman::MapFlags::MAP_FIXED;
+        let prot = nix::sys::mman::ProtFlags::PROT_READ;
+        // SAFETY: `[at, at + len)` lies inside the reservation.
+        let start = unsafe { nix::sys::mman::mmap(Some(at), len, prot, flags, buffer, 0) }
+            .expect("map at an odd address");
+        Self {
+            reservation,
+            span,
+            start: start.as_ptr().cast(),
+            len: len.get(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `start` maps `len` readable bytes until `drop`.
+        unsafe { std::slice::from_raw_parts(self.start, self.len) }
+    }
+}
+
+impl Drop for OddMapping {
+    fn drop(&mut self) {
+        // SAFETY: The whole reservation, including the mapping, is ours.
+        let _ = unsafe { nix::sys::mman::munmap(self.reservation, self.span) };
+    }
+}
+
 #[test]
 fn mappings_at_any_address_see_the_same_bytes() {
     // The SDK places large mappings 2 MiB-aligned; the kernel must serve any other placement
     // from base pages, with the same contents.
     let buffer = rsheap().allocate(9 << 20).expect("allocate");
     fill(&buffer, 11);
-    let page = page_size();
-    let len = std::num::NonZeroUsize::new(9 << 20).expect("non-zero");
-    let prot = nix::sys::mman::ProtFlags::PROT_READ;
-    let flags = nix::sys::mman::MapFlags::MAP_SHARED | nix::sys::mman::MapFlags::MAP_FIXED;
-    // A reservation one page past a 2 MiB boundary, so the mapping cannot use PMDs.
-    let span = std::num::NonZeroUsize::new((9 << 20) + (4 << 20)).expect("non-zero");
-    // SAFETY: A fresh reservation, replaced and unmapped below.
-    let base = unsafe {
-        nix::sys::mman::mmap_anonymous(
-            None,
-            span,
-            nix::sys::mman::ProtFlags::PROT_NONE,
-            nix::sys::mman::MapFlags::MAP_PRIVATE,
-        )
-    }
-    .expect("reserve");
-    let start = ((base.as_ptr() as usize).next_multiple_of(2 << 20)) + page;
-    let at = std::num::NonZeroUsize::new(start).expect("non-zero");
-    // SAFETY: `at` lies inside the reservation, which nothing else uses.
-    let ptr = unsafe { nix::sys::mman::mmap(Some(at), len, prot, flags, &buffer, 0) }
-        .expect("map at an odd address");
-    // SAFETY: `ptr` maps `len` readable bytes until the munmap below.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<u8>(), len.get()) };
-    for (offset, &byte) in bytes.iter().enumerate().step_by(509) {
+    let mapping = OddMapping::new(&buffer);
+    for (offset, &byte) in mapping.bytes().iter().enumerate().step_by(509) {
         assert_eq!(byte, pattern_byte(11, offset), "byte {offset}");
     }
-    // SAFETY: The whole reservation, including the mapping, is ours.
-    unsafe { nix::sys::mman::munmap(base, span.get()) }.expect("unmap");
+}
+
+/// The page faults this thread takes to read one byte of every page of `bytes`.
+///
+/// Reads, since a first write may fault where the CPU keeps no dirty bit of its own.
+fn faults_reading(bytes: &[u8]) -> i64 {
+    let faults = || {
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+            .expect("getrusage")
+            .minor_page_faults()
+    };
+    let before = faults();
+    for offset in (0..bytes.len()).step_by(page_size()) {
+        // SAFETY: `offset` lies within `bytes`.
+        let byte = unsafe { std::ptr::read_volatile(bytes.as_ptr().add(offset)) };
+        assert_eq!(byte, 0, "byte {offset} of a fresh buffer");
+    }
+    faults() - before
+}
+
+#[test]
+fn mmap_maps_at_once_every_page_no_pmd_will() {
+    let page = page_size();
+    let heap = rsheap();
+    // One-page buffers, as command lists and metadata take: a fault each, were they mapped
+    // when first touched.
+    let buffers: Vec<Buffer> = (0..64)
+        .map(|_| heap.allocate(page).expect("allocate"))
+        .collect();
+    let mappings: Vec<_> = buffers.iter().map(|b| b.map().expect("map")).collect();
+    let faults: i64 = mappings
+        .iter()
+        .map(|mapping| {
+            // SAFETY: The mapping maps `len()` readable bytes while it lives.
+            faults_reading(unsafe { std::slice::from_raw_parts(mapping.as_ptr(), mapping.len()) })
+        })
+        .sum();
+    assert!(
+        faults < 8,
+        "reading 64 fresh one-page mappings took {faults} faults"
+    );
+    // A large buffer where no PMD can map it: mmap() maps all of it.
+    let buffer = heap.allocate(64 << 20).expect("allocate");
+    let mapping = OddMapping::new(&buffer);
+    let faults = faults_reading(mapping.bytes());
+    assert!(
+        faults < 4,
+        "reading a fresh 64 MiB mapping took {faults} faults"
+    );
+}
+
+#[test]
+fn a_buffer_maps_twice_at_once_from_either_heap() {
+    let page = page_size();
+    for name in [RSHEAP, RSHEAP_UNCACHED] {
+        let heap = Heap::open(name).expect("open the heap");
+        for len in [page, 64 << 10, (2 << 20) + page] {
+            let buffer = heap.allocate(len).expect("allocate");
+            let mut first = buffer.map().expect("map");
+            let second = buffer.map().expect("map a second time");
+            first
+                .write_at(0, &pattern(7, len))
+                .expect("write the pattern");
+            assert_eq!(
+                pattern_mismatch(&second.to_vec(), 0, 7),
+                None,
+                "{len} bytes of {name} through a second mapping"
+            );
+        }
+    }
 }
 
 /// A `kB` figure of `/proc/self/status`.
