@@ -17,17 +17,15 @@
 //! its own loop freed: these workloads measure the steady state of a pipeline that allocates
 //! again and again, not the leftovers of the workloads before.
 
-use std::os::fd::OwnedFd;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use nix::sys::mman::munmap;
-use rsheap::Heap;
+use anyhow::Result;
+use rsheap::{Buffer, Heap, Mapping};
 use rsheap_suites::{drain_pools, rsheap_stat};
 
 use crate::pressure::MemoryPressure;
-use crate::{map_shared, Args, Heaps, Report, MIB};
+use crate::{Args, Heaps, Report, MIB};
 
 /// How many times fewer iterations libdmabufheap's workload makes here than its 5000.
 const LIBDMABUFHEAP_SCALE: usize = 50;
@@ -236,28 +234,21 @@ fn alloc_free_loop(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// Writes one word in every page of `len` bytes at `ptr`.
-///
-/// # Safety
-///
-/// `ptr` must map `len` writable bytes that nothing else uses.
-unsafe fn touch_pages(ptr: std::ptr::NonNull<std::ffi::c_void>, len: usize) {
+/// Writes one word in every page of `mapping`.
+fn touch_pages(mapping: &mut Mapping<'_>) {
     let page = rsheap::page_size();
-    let base = ptr.as_ptr().cast::<u64>();
-    for offset in (0..len).step_by(page) {
-        // SAFETY: `offset` is inside the `len` bytes the caller vouches for, and page-aligned.
+    let base = mapping.as_mut_ptr().cast::<u64>();
+    for offset in (0..mapping.len()).step_by(page) {
+        // SAFETY: `offset` lies within the mapping, page-aligned, and the buffer is this
+        // benchmark's own: attached to no device and mapped nowhere else.
         unsafe { base.byte_add(offset).write_volatile(offset as u64) };
     }
 }
 
-/// Maps `fd`, writes every page, unmaps.
-fn map_touch_unmap(fd: &OwnedFd, len: usize) -> Result<()> {
-    use std::os::fd::AsFd;
-    let ptr = map_shared(fd.as_fd(), len)?;
-    // SAFETY: `ptr` maps `len` writable bytes of a buffer this benchmark alone uses.
-    unsafe { touch_pages(ptr, len) };
-    // SAFETY: `ptr` maps `len` bytes, no longer used.
-    unsafe { munmap(ptr, len) }.context("munmap")
+/// Maps `buffer` as the SDK places mappings, writes every page, unmaps.
+fn map_touch_unmap(buffer: &Buffer) -> Result<()> {
+    touch_pages(&mut buffer.map()?);
+    Ok(())
 }
 
 /// The time `close()` of the last reference takes, summed over `ops` buffers that were
@@ -265,10 +256,10 @@ fn map_touch_unmap(fd: &OwnedFd, len: usize) -> Result<()> {
 fn close_after_use(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
     let mut took = Duration::ZERO;
     for _ in 0..ops {
-        let fd = heap.allocate(len)?.into_fd();
-        map_touch_unmap(&fd, len)?;
+        let buffer = heap.allocate(len)?;
+        map_touch_unmap(&buffer)?;
         let start = Instant::now();
-        drop(fd);
+        drop(buffer);
         took += start.elapsed();
     }
     Ok(took)
@@ -278,9 +269,9 @@ fn close_after_use(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
 fn whole_lives(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
     let start = Instant::now();
     for _ in 0..ops {
-        let fd = heap.allocate(len)?.into_fd();
-        map_touch_unmap(&fd, len)?;
-        drop(fd);
+        let buffer = heap.allocate(len)?;
+        map_touch_unmap(&buffer)?;
+        drop(buffer);
     }
     Ok(start.elapsed())
 }
@@ -288,17 +279,13 @@ fn whole_lives(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
 /// The time writing every page of a fresh mapping of a fresh buffer takes, summed over `ops`
 /// buffers.
 fn first_touches(heap: &Heap, len: usize, ops: usize) -> Result<Duration> {
-    use std::os::fd::AsFd;
     let mut took = Duration::ZERO;
     for _ in 0..ops {
-        let fd = heap.allocate(len)?.into_fd();
-        let ptr = map_shared(fd.as_fd(), len)?;
+        let buffer = heap.allocate(len)?;
+        let mut mapping = buffer.map()?;
         let start = Instant::now();
-        // SAFETY: `ptr` maps `len` writable bytes of a buffer this benchmark alone uses.
-        unsafe { touch_pages(ptr, len) };
+        touch_pages(&mut mapping);
         took += start.elapsed();
-        // SAFETY: `ptr` maps `len` bytes, no longer used.
-        unsafe { munmap(ptr, len) }.context("munmap")?;
     }
     Ok(took)
 }

@@ -215,7 +215,7 @@ fn main() -> Result<()> {
         for source in [Source::RsheapWarm, Source::System, Source::Udmabuf] {
             let fd = source.allocate(&heaps, 512 * MIB)?;
             let samples = (0..args.runs)
-                .map(|_| time_mmap(&fd, 512 * MIB))
+                .map(|_| time_mmap(&fd))
                 .collect::<Result<_>>()?;
             report.times(
                 "mmap 512 MiB",
@@ -347,13 +347,13 @@ fn alloc_free(source: Source, heaps: &Heaps, sizes: &[usize]) -> Result<Duration
     Ok(start.elapsed())
 }
 
-/// Times `mmap()` of a whole buffer alone, untouched.
-fn time_mmap(fd: &OwnedFd, len: usize) -> Result<Duration> {
+/// Times `mmap()` of a whole buffer alone, untouched, placed as the SDK places mappings.
+fn time_mmap(fd: &OwnedFd) -> Result<Duration> {
+    let buffer = Buffer::from_fd(fd.try_clone()?)?;
     let start = Instant::now();
-    let ptr = map_shared(fd.as_fd(), len)?;
+    let mapping = buffer.map()?;
     let took = start.elapsed();
-    // SAFETY: `ptr` maps `len` bytes.
-    unsafe { munmap(ptr, len) }?;
+    drop(mapping);
     Ok(took)
 }
 
