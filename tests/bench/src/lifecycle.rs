@@ -82,9 +82,11 @@ fn size_name(len: usize) -> String {
 }
 
 /// Operations per timed run at `len`: enough that one run lasts well beyond the clock's
-/// resolution, few enough for the emulator.
+/// resolution and the emulator's hiccups (a run of 256 page-sized buffers lasts under 10 ms,
+/// two or three ticks, and its median over 5 runs moved by a third between boots), few
+/// enough for the emulator at the large sizes.
 fn iterations(len: usize) -> usize {
-    (256 * MIB / len).clamp(4, 256)
+    (256 * MIB / len).clamp(4, 2048)
 }
 
 pub fn workloads(
@@ -106,22 +108,16 @@ pub fn workloads(
         ];
         for (name, run) in per_buffer {
             if args.wants(&name) {
-                for variant in Variant::ALL {
-                    let heap = variant.heap(heaps);
-                    let samples = timed_runs(args.runs, || run(heap, len, ops))?;
-                    report.rate(&name, variant.name(), samples, ops as u64)?;
-                }
+                let samples = side_by_side(args.runs, heaps, |heap| run(heap, len, ops))?;
+                report_rates(report, &name, samples, ops)?;
             }
         }
         let tight = format!("tight alloc+free {size}, {THREADS} threads");
         if args.wants(&tight) {
-            for variant in Variant::ALL {
-                let heap = variant.heap(heaps);
-                let samples = timed_runs(args.runs, || {
-                    on_threads(|| alloc_free_loop(heap, len, ops).map(drop))
-                })?;
-                report.rate(&tight, variant.name(), samples, (ops * THREADS) as u64)?;
-            }
+            let samples = side_by_side(args.runs, heaps, |heap| {
+                on_threads(|| alloc_free_loop(heap, len, ops).map(drop))
+            })?;
+            report_rates(report, &tight, samples, ops * THREADS)?;
         }
     }
     for pressure in [false, true] {
@@ -139,17 +135,14 @@ pub fn workloads(
     if args.wants(&name) {
         let sizes = [4 << 10, MIB, 8 * MIB, 32 * MIB];
         let each = 5000 / LIBDMABUFHEAP_SCALE;
-        for variant in Variant::ALL {
-            let heap = variant.heap(heaps);
-            let samples = timed_runs(args.runs, || {
-                let mut took = Duration::ZERO;
-                for len in sizes {
-                    took += alloc_free_loop(heap, len, each)?;
-                }
-                Ok(took)
-            })?;
-            report.rate(&name, variant.name(), samples, (each * sizes.len()) as u64)?;
-        }
+        let samples = side_by_side(args.runs, heaps, |heap| {
+            let mut took = Duration::ZERO;
+            for len in sizes {
+                took += alloc_free_loop(heap, len, each)?;
+            }
+            Ok(took)
+        })?;
+        report_rates(report, &name, samples, each * sizes.len())?;
     }
     Ok(())
 }
@@ -192,14 +185,36 @@ fn latencies(
     Ok(())
 }
 
-/// `runs` timed runs of `run`, each from drained pools.
-fn timed_runs(runs: usize, mut run: impl FnMut() -> Result<Duration>) -> Result<Vec<Duration>> {
-    (0..runs)
-        .map(|_| {
+/// `runs` timed runs of `run` on each heap, each from drained pools, the heaps taking turns
+/// and going first in turn: a drift of the emulator's speed during the boot, or a cost the
+/// first of two runs pays for both, then weighs on both heaps alike. The samples are in the
+/// order of [`Variant::ALL`].
+fn side_by_side(
+    runs: usize,
+    heaps: &Heaps,
+    mut run: impl FnMut(&Heap) -> Result<Duration>,
+) -> Result<[Vec<Duration>; 2]> {
+    let mut samples = [const { Vec::new() }; 2];
+    for turn in 0..runs {
+        for i in [turn % 2, (turn + 1) % 2] {
             drain_pools();
-            run()
-        })
-        .collect()
+            samples[i].push(run(Variant::ALL[i].heap(heaps))?);
+        }
+    }
+    Ok(samples)
+}
+
+/// Reports each heap's samples from [`side_by_side`] as a rate of `ops` per run.
+fn report_rates(
+    report: &mut Report<impl std::io::Write>,
+    name: &str,
+    samples: [Vec<Duration>; 2],
+    ops: usize,
+) -> Result<()> {
+    for (variant, samples) in Variant::ALL.into_iter().zip(samples) {
+        report.rate(name, variant.name(), samples, ops as u64)?;
+    }
+    Ok(())
 }
 
 /// Runs `work` on [`THREADS`] threads started together; the time until the last finishes.
