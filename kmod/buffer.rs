@@ -23,10 +23,12 @@
 //! importer has detached, in this order: attachments left over have their tables unmapped and
 //! freed; the kernel mapping is unmapped; the heap, and the account it is charged to, stop
 //! counting the buffer; and only then do the pages go back to the pools, when nothing can
-//! reach them any more.
+//! reach them any more. Pages nothing could have written ([`Buffer::expose`]) go back clean:
+//! they still hold the zeroes they were allocated with, and are not zeroed again.
 
 use core::ffi::{c_void, CStr};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::kernel::bindings;
 use crate::kernel::error::to_result;
@@ -109,10 +111,14 @@ unsafe impl Send for BufferInner {}
 /// # Invariants
 ///
 /// `pages` holds the buffer's memory until the buffer drops, when it goes back to the heap's
-/// pools; the heap counts the buffer in its statistics for as long as it lives.
+/// pools; the heap counts the buffer in its statistics for as long as it lives. While
+/// `exposed` is false the pages hold the zeroes they were allocated with: every path that
+/// gives anyone access to them (CPU mappings, the kernel mapping, device tables, file
+/// transfers) takes them through [`Buffer::expose`].
 pub(crate) struct Buffer {
     heap: Arc<Heap>,
     pages: PageSet,
+    exposed: AtomicBool,
     inner: Mutex<BufferInner>,
     /// Held by the buffer's one running file transfer.
     transfer: Mutex<()>,
@@ -131,6 +137,7 @@ impl Buffer {
             Self {
                 heap: heap.clone(),
                 pages,
+                exposed: AtomicBool::new(false),
                 inner: Mutex::new(inner, LockClass::BUFFER_INNER)?,
                 transfer: Mutex::new((), LockClass::BUFFER_TRANSFER)?,
             },
@@ -139,6 +146,15 @@ impl Buffer {
         // INVARIANT: Counted from here until drop.
         heap.buffer_created(size);
         Ok(buffer)
+    }
+
+    /// The pages, for a path that gives someone access to them: from now on they may be
+    /// written, and the buffer's release has them zeroed before they are used again.
+    fn expose(&self) -> &PageSet {
+        // Read only on release, by the last reference, which the dma-buf's file reference
+        // count orders after every use of the buffer.
+        self.exposed.store(true, Ordering::Relaxed);
+        &self.pages
     }
 
     fn uncached(&self) -> bool {
@@ -168,7 +184,7 @@ impl Buffer {
 
     /// Attaches `dev`, giving it a table of its own; `key` identifies the attachment from now on.
     pub(crate) fn attach(&self, key: usize, dev: *mut bindings::device) -> Result {
-        let table = SgTable::new(&self.pages)?;
+        let table = SgTable::new(self.expose())?;
         let mut inner = self.inner.lock();
         if inner.attachment(key).is_some() {
             return Err(EEXIST);
@@ -262,7 +278,7 @@ impl Buffer {
             .lock_interruptible()
             .map_err(|_| ERESTARTSYS)?;
         let target = TransferTarget {
-            pages: &self.pages,
+            pages: self.expose(),
             flush_through: self.uncached().then_some(&*self.heap),
         };
         self.begin_cpu_access();
@@ -312,7 +328,7 @@ impl Buffer {
         to_result(unsafe { shim::rsheap_vma_setup(vma, this.cast(), self.uncached()) })?;
         let offset = range.pgoff.checked_shl(PAGE_SHIFT as u32).ok_or(EINVAL)?;
         let mut addr = range.start;
-        for (chunk, skip) in self.pages.chunks_from(offset) {
+        for (chunk, skip) in self.expose().chunks_from(offset) {
             if addr >= range.end {
                 break;
             }
@@ -402,7 +418,7 @@ impl Buffer {
         let mut pages = KVec::with_capacity(count, GFP_KERNEL)?;
         // Fill the page array a chunk at a time.
         let all_pages = self
-            .pages
+            .expose()
             .chunks()
             .iter()
             .flat_map(|chunk| (0..chunk.page_count()).filter_map(move |i| chunk.nth_page(i)));
@@ -462,7 +478,10 @@ impl Drop for Buffer {
         if let Some(owner) = owner {
             owner.release(self.pages.size());
         }
-        self.heap.pools().defer_free(self.pages.take_chunks());
+        let written = *self.exposed.get_mut();
+        self.heap
+            .pools()
+            .take_back(self.pages.take_chunks(), written);
     }
 }
 

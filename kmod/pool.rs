@@ -2,9 +2,11 @@
 
 //! Page pools: freed chunks, zeroed off the allocating thread, kept per order for reuse.
 //!
-//! A buffer's release hands its chunks to [`Pools::defer_free`], which files them as dirty in
+//! A buffer's release hands its chunks to [`Pools::take_back`], which files them as dirty in
 //! the pool of their order; a kthread at nice 19 zeroes dirty chunks and files them as clean,
-//! so a later allocation takes pages that are already zeroed. The worker yields to every other
+//! so a later allocation takes pages that are already zeroed. The chunks of a buffer that
+//! nobody could have written (never mapped, attached or loaded into) still hold the zeroes they
+//! were allocated with, and are filed as clean at once. The worker yields to every other
 //! thread, so the thread whose `close()` freed the chunks never waits for their zeroing. A pool
 //! never hands out stale data: a dirty chunk is zeroed before it leaves.
 //!
@@ -12,7 +14,8 @@
 //! allocator, while the worker keeps up ([`Pools::leaves_dirty_chunks`]), so that the chunk the
 //! worker is zeroing becomes a clean one for the next allocation; when the worker falls behind,
 //! or no fresh pages of the order are to be had, it takes a dirty chunk and zeroes it itself.
-//! Either way each page is zeroed once: by the page allocator, the worker or the allocation.
+//! Either way each page is zeroed once for each time it was written: by the page allocator,
+//! the worker or the allocation.
 //!
 //! Chunks are kept on lists through their own pages ([`ChunkList`]), so a pool costs nothing
 //! per chunk. All pools together, dirty and clean, are bounded by [`Pools::limit_pages`] (the
@@ -179,9 +182,11 @@ impl Pools {
         chunk.account_reclaimable(false);
     }
 
-    /// Files a released buffer's chunks as dirty for the worker to zero, and gives back to the
-    /// page allocator those that do not fit in the budget. Never allocates.
-    pub(crate) fn defer_free(&self, chunks: KVec<Chunk>) {
+    /// Files a released buffer's chunks in their pools, and gives back to the page allocator
+    /// those that do not fit in the budget: as dirty, for the worker to zero, if anyone may
+    /// have `written` them; else as clean, since they still hold the zeroes they were
+    /// allocated with. Never allocates.
+    pub(crate) fn take_back(&self, chunks: KVec<Chunk>, written: bool) {
         let mut queued = false;
         for chunk in chunks {
             let pages = chunk.page_count();
@@ -190,14 +195,24 @@ impl Pools {
                 continue;
             };
             chunk.account_reclaimable(true);
-            self.dirty_pages.fetch_add(pages, Ordering::Relaxed);
+            if written {
+                self.dirty_pages.fetch_add(pages, Ordering::Relaxed);
+            }
             // INVARIANT: Reserved and counted above; the chunk's order is the pool's.
-            if let Err(chunk) = pool.inner.lock().dirty.push(chunk) {
-                self.unpool(&chunk, true);
+            let mut lists = pool.inner.lock();
+            let list = if written {
+                &mut lists.dirty
+            } else {
+                &mut lists.clean
+            };
+            let filed = list.push(chunk);
+            drop(lists);
+            if let Err(chunk) = filed {
+                self.unpool(&chunk, written);
                 self.stats.freed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            queued = true;
+            queued |= written;
         }
         if queued {
             // A wake already pending is fine: its pass will see these chunks too.
@@ -218,7 +233,7 @@ impl Pools {
                 self.dirty_pages
                     .fetch_sub(chunk.page_count(), Ordering::Relaxed);
                 if let Err(chunk) = pool.inner.lock().clean.push(chunk) {
-                    // Not of this pool's order, which `defer_free` rules out.
+                    // Not of this pool's order, which `take_back` rules out.
                     self.pool_pages
                         .fetch_sub(chunk.page_count(), Ordering::Relaxed);
                     chunk.account_reclaimable(false);

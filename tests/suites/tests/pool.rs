@@ -1,10 +1,14 @@
-//! rsheap's page pools: freed pages come back zeroed, the pool stays within its limit, the
-//! shrinker and real memory pressure drain it, no page leaks, and what is pooled shows in
-//! `/sys/kernel/dma_heap/total_pools_kb` and `/sys/kernel/rsheap`.
+//! rsheap's page pools: freed pages come back zeroed, and are zeroed only if someone could
+//! have written them; the pool stays within its limit, the shrinker and real memory pressure
+//! drain it, no page leaks, and what is pooled shows in `/sys/kernel/dma_heap/total_pools_kb`
+//! and `/sys/kernel/rsheap`.
 
-use rsheap::{Buffer, Heap, SyncDirection};
+use std::os::fd::AsFd;
+
+use rsheap::{Buffer, FileIo, Heap, IoPath, Span, SyncDirection};
 use rsheap_suites::{
-    drain_pools, heap_stat, meminfo, page_size, rsheap_stat, vmstat, wait_for_pool_worker, RSHEAP,
+    drain_pools, heap_stat, meminfo, page_size, rsheap_stat, scratch_path, vmap_probe, vmstat,
+    wait_for_pool_worker, write_random_file, RSHEAP,
 };
 
 const MIB: usize = 1 << 20;
@@ -90,6 +94,81 @@ fn a_chunk_taken_before_the_worker_zeroed_it_comes_back_zeroed() {
             "the allocation took a dirty chunk from the pool"
         );
     }
+}
+
+/// A way to give someone access to a buffer's pages.
+type Reach<'a> = &'a dyn Fn(&Buffer);
+
+/// The chunks the pool worker zeroes after `buffer` is freed, counted once it has settled.
+fn zeroed_after_freeing(buffer: Buffer) -> u64 {
+    wait_for_pool_worker();
+    let before = rsheap_stat("chunks zeroed");
+    drop(buffer);
+    wait_for_pool_worker();
+    rsheap_stat("chunks zeroed") - before
+}
+
+#[test]
+fn a_buffer_nobody_could_write_goes_back_clean_and_is_not_zeroed_again() {
+    drain_pools();
+    let heap = heap();
+    for len in mixed() {
+        let buffer = heap.allocate(len).expect("allocate");
+        assert_eq!(
+            zeroed_after_freeing(buffer),
+            0,
+            "a {len}-byte buffer never mapped, attached or loaded into was zeroed again"
+        );
+    }
+    assert!(rsheap_stat("pool bytes") > 0, "its chunks were pooled");
+    assert_eq!(rsheap_stat("pool pending bytes"), 0);
+    let hits = rsheap_stat("pool hits");
+    for len in mixed() {
+        let buffer = heap.allocate(len).expect("allocate");
+        assert_zeroed(&buffer, "chunks pooled clean");
+    }
+    assert!(
+        rsheap_stat("pool hits") > hits,
+        "allocations were served from the clean chunks"
+    );
+}
+
+#[test]
+fn every_way_to_reach_a_buffer_has_its_pages_zeroed_after_release() {
+    let len = 64 * 1024 + page_size();
+    let file = scratch_path("pool-load");
+    write_random_file(&file, len as u64, 19);
+    let io = FileIo::open().expect("open the control device");
+    let ways: [(&str, Reach); 5] = [
+        ("mapped, never written", &|buffer| {
+            drop(buffer.map().expect("map"))
+        }),
+        ("mapped read-only", &|buffer| {
+            drop(buffer.map_read_only().expect("map read-only"))
+        }),
+        ("mapped in the kernel", &|buffer| {
+            vmap_probe(&buffer.as_fd(), "time");
+        }),
+        ("mapped for a device", &|buffer| {
+            vmap_probe(&buffer.as_fd(), "bidir");
+        }),
+        ("loaded from a file", &|buffer| {
+            let opened = std::fs::File::open(&file).expect("open the file");
+            io.load(&opened, buffer, Span::whole(), IoPath::Auto)
+                .expect("load");
+        }),
+    ];
+    drain_pools();
+    let heap = heap();
+    for (way, reach) in ways {
+        let buffer = heap.allocate(len).expect("allocate");
+        reach(&buffer);
+        assert!(
+            zeroed_after_freeing(buffer) > 0,
+            "a buffer {way} went back to the pool without being zeroed"
+        );
+    }
+    std::fs::remove_file(&file).expect("remove the file");
 }
 
 #[test]
