@@ -199,14 +199,14 @@ impl Pools {
                 self.dirty_pages.fetch_add(pages, Ordering::Relaxed);
             }
             // INVARIANT: Reserved and counted above; the chunk's order is the pool's.
-            let mut lists = pool.inner.lock();
-            let list = if written {
-                &mut lists.dirty
-            } else {
-                &mut lists.clean
+            let filed = {
+                let mut lists = pool.inner.lock();
+                if written {
+                    lists.dirty.push(chunk)
+                } else {
+                    lists.clean.push(chunk)
+                }
             };
-            let filed = list.push(chunk);
-            drop(lists);
             if let Err(chunk) = filed {
                 self.unpool(&chunk, written);
                 self.stats.freed.fetch_add(1, Ordering::Relaxed);
