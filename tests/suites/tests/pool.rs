@@ -58,21 +58,27 @@ fn mixed() -> [usize; 4] {
     [8 * MIB, MIB + 64 * 1024 + page, 192 * 1024, 3 * page]
 }
 
-#[test]
-fn freed_pages_come_back_zeroed_from_the_pool() {
-    drain_pools();
-    churn(&mixed());
-    assert!(rsheap_stat("pool bytes") > 0, "freed chunks were pooled");
+/// Allocates [`mixed`] sizes again, checking that each buffer comes zeroed (`what` came back
+/// to the pool) and that the pool served some of them.
+fn allocate_mixed_from_the_pool(what: &str) {
     let hits = rsheap_stat("pool hits");
     let heap = heap();
     for len in mixed() {
         let buffer = heap.allocate(len).expect("allocate");
-        assert_zeroed(&buffer, "pooled pages");
+        assert_zeroed(&buffer, what);
     }
     assert!(
         rsheap_stat("pool hits") > hits,
         "allocations were served from the pool"
     );
+}
+
+#[test]
+fn freed_pages_come_back_zeroed_from_the_pool() {
+    drain_pools();
+    churn(&mixed());
+    assert!(rsheap_stat("pool bytes") > 0, "freed chunks were pooled");
+    allocate_mixed_from_the_pool("pooled pages");
 }
 
 #[test]
@@ -122,15 +128,7 @@ fn a_buffer_nobody_could_write_goes_back_clean_and_is_not_zeroed_again() {
     }
     assert!(rsheap_stat("pool bytes") > 0, "its chunks were pooled");
     assert_eq!(rsheap_stat("pool pending bytes"), 0);
-    let hits = rsheap_stat("pool hits");
-    for len in mixed() {
-        let buffer = heap.allocate(len).expect("allocate");
-        assert_zeroed(&buffer, "chunks pooled clean");
-    }
-    assert!(
-        rsheap_stat("pool hits") > hits,
-        "allocations were served from the clean chunks"
-    );
+    allocate_mixed_from_the_pool("chunks pooled clean");
 }
 
 #[test]
