@@ -244,6 +244,8 @@ const FILE_PROPERTIES: &[&str] = &[
     "test_config",
     "src",
     "license_text",
+    "export_include_dirs",
+    "version_script",
 ];
 
 /// Properties that name other modules.
@@ -263,6 +265,7 @@ const RUST_MODULES: &[&str] = &[
     "rust_library",
     "rust_binary",
     "rust_test",
+    "rust_ffi",
     "rust_ffi_shared",
 ];
 
@@ -1904,6 +1907,41 @@ rust_test { name: "client_test", rustlibs: ["libclient"] }
         let types = declared_types("hal_attribute(x);\ntype a_exec, exec_type, file_type;\n");
         let expected = ["a_exec", "hal_x", "hal_x_client", "hal_x_server"];
         assert_eq!(types, expected.iter().map(|t| (*t).to_owned()).collect());
+    }
+
+    #[test]
+    fn a_c_library_names_its_headers_and_version_script() {
+        let root = setup::workspace_root().expect("the checkout");
+        let module = |script: &str| {
+            Tree::parse(
+                "sdk/capi/Android.bp",
+                &format!(
+                    r#"rust_ffi {{ name: "librsheap_capi", export_include_dirs: ["include"],
+                       version_script: "{script}", default_applicable_licenses: ["vendor_rsheap_license"] }}
+                       license {{ name: "vendor_rsheap_license" }}"#
+                ),
+            )
+            .expect("parse")
+        };
+        // The device makefiles' packages are not in this one-module tree: only the files count.
+        let problems = |script: &str| {
+            module(script)
+                .check_references(&root)
+                .err()
+                .map(|err| format!("{err:#}"))
+                .unwrap_or_default()
+        };
+        assert!(
+            !problems("librsheap_capi.map.txt").contains("matches no file"),
+            "{}",
+            problems("librsheap_capi.map.txt")
+        );
+        assert!(
+            problems("missing.map.txt")
+                .contains("version_script \"missing.map.txt\" matches no file"),
+            "{}",
+            problems("missing.map.txt")
+        );
     }
 
     #[test]

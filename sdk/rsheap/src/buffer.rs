@@ -319,6 +319,16 @@ impl Mapping<'_> {
         self.ptr.as_ptr()
     }
 
+    /// Gives up the mapping without unmapping it, for code that hands it across a boundary
+    /// where no lifetime follows it (a C API): the caller owns the `len` bytes at the returned
+    /// address and unmaps them with `munmap`. They stay mapped after the buffer's file
+    /// descriptor closes, as every mapping of a dma-buf does.
+    pub fn into_raw(self) -> (NonNull<u8>, usize) {
+        let raw = (self.ptr, self.len);
+        std::mem::forget(self);
+        raw
+    }
+
     /// Copies `dst.len()` bytes starting at `offset` into `dst`.
     ///
     /// Fails with [`Error::InvalidArgument`] when the range does not lie within the mapping.
@@ -455,6 +465,11 @@ impl ReadOnlyMapping<'_> {
     /// The first mapped byte; see [`Mapping::as_ptr`].
     pub fn as_ptr(&self) -> *const u8 {
         self.0.as_ptr()
+    }
+
+    /// Gives up the mapping without unmapping it; see [`Mapping::into_raw`].
+    pub fn into_raw(self) -> (NonNull<u8>, usize) {
+        self.0.into_raw()
     }
 
     /// Copies `dst.len()` bytes starting at `offset` into `dst`; see [`Mapping::read_at`].
