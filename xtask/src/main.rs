@@ -8,6 +8,7 @@ mod aidl_api;
 mod android;
 mod arm64;
 mod bench;
+mod capi;
 mod demo;
 mod guest;
 mod java;

@@ -35,6 +35,8 @@ const APT_PACKAGES: &[&str] = &[
     "llvm-19",
     "gcc-aarch64-linux-gnu",
     "libc6-dev-arm64-cross",
+    // The C API's C test program and C++ example.
+    "g++",
     // The emulators, the guest's init, and module loading in the guest.
     "qemu-system-x86",
     "qemu-system-arm",

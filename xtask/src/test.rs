@@ -20,17 +20,18 @@ use crate::java::{self, JavaSuite};
 use crate::progress::human_duration;
 use crate::setup::{self, Env};
 use crate::tally::Tally;
-use crate::{aidl_api, android};
+use crate::{aidl_api, android, capi};
 use crate::{kmi, kmod};
 
 /// The package holding the emulator suites.
 const SUITES_PACKAGE: &str = "rsheap-suites";
 /// The suites that need binder and rsheapd.
-const BROKER_SUITES: [&str; 5] = [
+const BROKER_SUITES: [&str; 6] = [
     "broker",
     "session",
     "cli",
     "sdk_broker",
+    "capi",
     SYSTEM_BROKER_SUITE,
 ];
 
@@ -110,6 +111,7 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
     println!("\nhost checks");
     host_checks(&env, &mut tally);
     let java = java::build(&env, &mut tally);
+    let capi_programs = capi::build(&env, &mut tally);
 
     println!("\nkernel modules");
     let mut modules = Vec::new();
@@ -133,7 +135,7 @@ pub fn run(only_suite: Option<&str>) -> Result<()> {
     println!("\nKMI and kCFI (arm64 GKI)");
     kmi::check(&env, &mut tally);
     let suites = suite_binaries(cargo(&env).arg("test"))
-        .and_then(|suites| Ok((suites, guest_programs(&env)?)));
+        .and_then(|suites| Ok((suites, guest_programs(&env, capi_programs)?)));
     if let Err(err) = &suites {
         tally.record("emulator suites build", false, &format!("{err:#}"));
     }
@@ -251,10 +253,14 @@ struct GuestPrograms {
     rsheapctl: PathBuf,
     /// The folder of the `rsheap` crate's examples, run by the `sdk_broker` suite.
     examples: PathBuf,
+    /// The folder of the C API's test program and C++ example, run by the `capi` suite, if
+    /// they built.
+    capi: Option<PathBuf>,
 }
 
-/// Builds rsheapd, rsheapctl and the SDK's examples.
-fn guest_programs(env: &Env) -> Result<GuestPrograms> {
+/// Builds rsheapd, rsheapctl and the SDK's examples; `capi` is where the C API's programs
+/// were built, if they were.
+fn guest_programs(env: &Env, capi: Option<PathBuf>) -> Result<GuestPrograms> {
     let status = cargo(env)
         .args([
             "build",
@@ -278,6 +284,7 @@ fn guest_programs(env: &Env) -> Result<GuestPrograms> {
         rsheapd: debug.join("rsheapd"),
         rsheapctl: debug.join("rsheapctl"),
         examples: debug.join("examples"),
+        capi,
     })
 }
 
@@ -285,8 +292,9 @@ fn guest_programs(env: &Env) -> Result<GuestPrograms> {
 /// unwinding runtime (`panic_unwind`) is linked in.
 fn check_panic_abort(env: &Env, programs: &GuestPrograms, tally: &mut Tally) {
     let jni = env.target().join("debug/librsheap_jni.so");
+    let capi = capi::out_dir(env).join("librsheap_capi.so");
     let mut unwinding = Vec::new();
-    for binary in [&programs.rsheapd, &programs.rsheapctl, &jni] {
+    for binary in [&programs.rsheapd, &programs.rsheapctl, &jni, &capi] {
         match Command::new("nm")
             .arg("--defined-only")
             .arg(binary)
@@ -306,7 +314,7 @@ fn check_panic_abort(env: &Env, programs: &GuestPrograms, tally: &mut Tally) {
         }
     }
     tally.record(
-        "rsheapd, rsheapctl and librsheap_jni.so abort on a panic (panic = \"abort\")",
+        "rsheapd, rsheapctl, librsheap_jni.so and librsheap_capi.so abort on a panic (panic = \"abort\")",
         unwinding.is_empty(),
         &format!("built to unwind: {}", unwinding.join(", ")),
     );
@@ -467,6 +475,9 @@ fn guest_suites(
         binaries.programs.rsheapctl.display(),
         binaries.programs.examples.display()
     );
+    if let Some(capi) = &binaries.programs.capi {
+        script += &format!("export RSHEAP_CAPI={}\n", capi.display());
+    }
     if selftest {
         script += &format!(
             "echo 'rig: kselftest dmabuf-heaps'\n{} > selftest.tap 2>&1\n",
@@ -668,6 +679,7 @@ fn arm64_boot(env: &Env, only_suite: Option<&str>, tally: &mut Tally) -> Result<
         rsheapd: PathBuf::from("./rsheapd"),
         rsheapctl: PathBuf::from("./rsheapctl"),
         examples: PathBuf::from("."),
+        capi: None,
     };
     let [rsheap, probe] = [&modules[0], &modules[1]].map(|ko| name_of(ko));
     let selftest = name_of(&arm.kernel.selftest);
