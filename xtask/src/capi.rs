@@ -1,9 +1,9 @@
 //! The C API's build checks and the programs its suite runs.
 //!
 //! On the host: builds `librsheap_capi.so` (debug, as the other guest programs, linked with the
-//! version script as Soong links it), checks that
-//! it exports exactly the functions `include/rsheap/rsheap.h` declares, each versioned
-//! `RSHEAP_1`, and compiles the C test program (`sdk/capi/tests/capi_test.c`, C11) and the C++
+//! version script as Soong links it), checks that it exports exactly the functions the version
+//! script names, each versioned `RSHEAP_1` (the crate's tests check that the script names the
+//! functions `include/rsheap/rsheap.h` declares), and compiles the C test program (`sdk/capi/tests/capi_test.c`, C11) and the C++
 //! example (`sdk/capi/examples/camera_npu.cpp`, C++17 without exceptions or RTTI, as HALs
 //! build) against the header with `-Wall -Wextra -Werror`, into `target/capi`. In the guest,
 //! the `capi` suite runs them from `$RSHEAP_CAPI`.
@@ -106,29 +106,22 @@ fn build_library(env: &Env) -> Result<PathBuf> {
     Ok(library)
 }
 
-/// The functions `rsheap.h` declares.
-fn declared_functions(header: &str) -> BTreeSet<String> {
-    header
+/// The functions a version script exports: its `global:` entries.
+fn versioned_functions(script: &str) -> BTreeSet<String> {
+    script
         .lines()
-        // Declarations start lines; comments, continuations and directives do not count.
-        .filter(|line| !line.starts_with([' ', '\t', '/', '*', '#']))
-        .filter_map(|line| {
-            let at = line.find("rsheap_")?;
-            let name: String = line[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            line[at + name.len()..].starts_with('(').then_some(name)
-        })
+        .filter_map(|line| line.trim().strip_suffix(';'))
+        .filter(|name| name.starts_with("rsheap_"))
+        .map(str::to_owned)
         .collect()
 }
 
-/// What is wrong with the library's dynamic symbols: functions the header does not declare,
-/// declared ones missing, and any without the version.
+/// What is wrong with the library's dynamic symbols: functions the version script does not
+/// name, named ones missing, and any without the version.
 fn exported_symbols(env: &Env, library: &Path) -> Result<Vec<String>> {
-    let header = std::fs::read_to_string(env.root.join("sdk/capi/include/rsheap/rsheap.h"))
-        .context("read rsheap.h")?;
-    let declared = declared_functions(&header);
+    let script = std::fs::read_to_string(env.root.join("sdk/capi/librsheap_capi.map.txt"))
+        .context("read librsheap_capi.map.txt")?;
+    let declared = versioned_functions(&script);
     let out = Command::new("nm")
         .args(["--dynamic", "--defined-only", "--with-symbol-versions"])
         .arg(library)
@@ -154,10 +147,10 @@ fn exported_symbols(env: &Env, library: &Path) -> Result<Vec<String>> {
         exported.insert(name.to_owned());
     }
     for name in exported.difference(&declared) {
-        problems.push(format!("{name} is exported but not declared"));
+        problems.push(format!("{name} is exported but not in the version script"));
     }
     for name in declared.difference(&exported) {
-        problems.push(format!("{name} is declared but not exported"));
+        problems.push(format!("{name} is in the version script but not exported"));
     }
     Ok(problems)
 }
@@ -211,12 +204,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn declarations_are_found_at_the_start_of_lines() {
-        let header = "int rsheap_session_open(RsheapSession **out);\n\
-                      const char *rsheap_heap_name(const RsheapHeap *heap);\n\
-                      \t\t\t rsheap_not_a_declaration(x);\n\
-                      /* rsheap_session_close() ends it */\n";
-        let found: Vec<String> = declared_functions(header).into_iter().collect();
-        assert_eq!(found, ["rsheap_heap_name", "rsheap_session_open"]);
+    fn a_version_scripts_functions_are_its_global_entries() {
+        let script = "# rsheap_not_this;\nRSHEAP_1 {\n  global:\n    rsheap_page_size;\n    \
+                      rsheap_heap_open;\n  local:\n    *;\n};\n";
+        let found: Vec<String> = versioned_functions(script).into_iter().collect();
+        assert_eq!(found, ["rsheap_heap_open", "rsheap_page_size"]);
     }
 }
