@@ -108,7 +108,7 @@ pub fn workloads(
         ];
         for (name, run) in per_buffer {
             if args.wants(&name) {
-                let samples = side_by_side(args.runs, heaps, |heap| run(heap, len, ops))?;
+                let samples = interleaved(args.runs, heaps, ops, |heap, ops| run(heap, len, ops))?;
                 report_rates(report, &name, samples, ops)?;
             }
         }
@@ -204,7 +204,46 @@ fn side_by_side(
     Ok(samples)
 }
 
-/// Reports each heap's samples from [`side_by_side`] as a rate of `ops` per run.
+/// Slices [`interleaved`] cuts each run into.
+const SLICES: usize = 16;
+
+/// `runs` timed runs of `run` over `ops` buffers on each heap, each run from drained pools,
+/// the heaps taking turns a slice of `ops / SLICES` buffers at a time and going first in
+/// turn; a heap's sample is the sum of its slices. The emulator's speed drifts within the
+/// fraction of a second one run lasts: with whole runs taking turns, steps of a page-sized
+/// buffer's life that run no heap code (`munmap()`, the touch) measured 0.68x and 0.67x in
+/// one boot, 0.98x and 1.64x in the next. Slices of a few milliseconds spread that drift over both
+/// heaps. Each heap keeps its pools from one of its slices to the next, as one run would.
+/// The samples are in the order of [`Variant::ALL`].
+fn interleaved(
+    runs: usize,
+    heaps: &Heaps,
+    ops: usize,
+    mut run: impl FnMut(&Heap, usize) -> Result<Duration>,
+) -> Result<[Vec<Duration>; 2]> {
+    let slice = ops.div_ceil(SLICES);
+    let mut samples = [const { Vec::new() }; 2];
+    for turn in 0..runs {
+        drain_pools();
+        let mut took = [Duration::ZERO; 2];
+        let mut left = ops;
+        let mut first = turn;
+        while left > 0 {
+            let count = left.min(slice);
+            for i in [first % 2, (first + 1) % 2] {
+                took[i] += run(Variant::ALL[i].heap(heaps), count)?;
+            }
+            left -= count;
+            first += 1;
+        }
+        for (samples, took) in samples.iter_mut().zip(took) {
+            samples.push(took);
+        }
+    }
+    Ok(samples)
+}
+
+/// Reports each heap's samples from [`side_by_side`] or [`interleaved`] as a rate of `ops` per run.
 fn report_rates(
     report: &mut Report<impl std::io::Write>,
     name: &str,
